@@ -1,0 +1,43 @@
+"""Errors raised by ``schemas``.
+
+    SchemaError
+     ├── UnknownTRError        an id the catalog does not hold
+     ├── BodyShapeError        a body that is not shaped as the TR's catalog entry says
+     └── FieldValueError       a value that does not fit its field's kind
+"""
+
+from __future__ import annotations
+
+__all__ = ["BodyShapeError", "FieldValueError", "SchemaError", "UnknownTRError"]
+
+
+class SchemaError(ValueError):
+    """Base of every ``schemas`` error."""
+
+
+class UnknownTRError(SchemaError, KeyError):
+    def __init__(self, api_id: str) -> None:
+        self.api_id = api_id
+        super().__init__(f"unknown TR or realtime type {api_id!r}: not in the catalog")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class BodyShapeError(SchemaError):
+    def __init__(self, api_id: str, message: str) -> None:
+        self.api_id = api_id
+        super().__init__(f"{api_id}: {message}")
+
+
+class FieldValueError(SchemaError):
+    """A wire value that does not fit the field's kind; names TR, field and value."""
+
+    def __init__(self, api_id: str, field: str, kind: str, value: object, row: int | None) -> None:
+        self.api_id = api_id
+        self.field = field
+        self.kind = kind
+        self.value = value
+        self.row = row
+        where = f" (row {row})" if row is not None else ""
+        super().__init__(f"{api_id}.{field}: {value!r} is not a valid {kind}{where}")

@@ -1,0 +1,320 @@
+"""Kiwoom's string bodies to typed Polars frames.
+
+Two stages (DESIGN.md decision 4): the wire shape as an all-string frame
+under the wire names, then one vectorized conversion per field kind.  A
+value that does not fit its kind raises ``FieldValueError`` naming the TR,
+the field and the value; nothing is coerced to null or 0.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import polars as pl
+
+from schemas.catalog import TR, Field, catalog
+from schemas.errors import BodyShapeError, FieldValueError
+from schemas.kinds import KST, Kind
+
+__all__ = [
+    "UnknownFieldWarning",
+    "convert",
+    "normalize",
+    "normalize_pages",
+    "normalize_realtime",
+    "output_schema",
+    "realtime_column",
+]
+
+
+class UnknownFieldWarning(UserWarning):
+    """A body carried keys the catalog does not know; they were not converted."""
+
+
+_RATE_PATTERN = r"^[+-]{0,2}(\d+(\.\d*)?|\.\d+)$"
+
+
+def _blank_to_null(e: pl.Expr) -> pl.Expr:
+    return pl.when(e.str.len_bytes() == 0).then(None).otherwise(e)
+
+
+def _direction(s: pl.Expr) -> pl.Expr:
+    """-1 for a leading '-', +1 for '+', 0 for no marker (null stays null)."""
+    return (
+        pl.when(s.str.contains("-", literal=True))
+        .then(pl.lit(-1, pl.Int8))
+        .when(s.str.starts_with("+"))
+        .then(pl.lit(1, pl.Int8))
+        .otherwise(pl.lit(0, pl.Int8))
+    )
+
+
+def _field_exprs(f: Field, src: str, out: str) -> tuple[list[pl.Expr], pl.Expr]:
+    """Typed output expressions for one field and a 'bad value' flag expression."""
+    raw = pl.col(src)
+    kind = f.kind
+    if kind in (Kind.TEXT, Kind.ENUM):
+        return [_blank_to_null(raw).alias(out)], pl.lit(False)
+    if kind == Kind.CODE:
+        s = _blank_to_null(raw)
+        if not f.venue:
+            return [s.alias(out)], pl.lit(False)
+        venue = (
+            pl.when(s.str.ends_with("_NX"))
+            .then(pl.lit("NXT"))
+            .when(s.str.ends_with("_AL"))
+            .then(pl.lit("SOR"))
+            .when(s.is_not_null())
+            .then(pl.lit("KRX"))
+        )
+        base = s.str.replace(r"_(NX|AL)$", "")
+        return [base.alias(out), venue.alias(f"{out}_venue")], pl.lit(False)
+
+    s = _blank_to_null(raw.str.strip_chars())
+    present = s.is_not_null()
+    if kind == Kind.DATE:
+        v = s.str.to_date("%Y%m%d", strict=False)
+        return [v.alias(out)], present & (v.is_null() | (s.str.len_bytes() != 8))
+    if kind == Kind.TIME:
+        v = s.str.to_time("%H%M%S", strict=False)
+        return [v.alias(out)], present & (v.is_null() | (s.str.len_bytes() != 6))
+    if kind == Kind.TIMESTAMP:
+        v = s.str.to_datetime("%Y%m%d%H%M%S", time_unit="us", time_zone=KST, strict=False)
+        return [v.alias(out)], present & (v.is_null() | (s.str.len_bytes() != 14))
+
+    digits = s.str.strip_chars_start("+-")
+    negative = s.str.contains("-", literal=True)
+    if kind == Kind.RATE:
+        mag = digits.cast(pl.Float64, strict=False)
+        v = pl.when(negative).then(-mag).otherwise(mag)
+        if f.decimals:
+            v = v / (10**f.decimals)
+        return [v.alias(out)], present & ~s.str.contains(_RATE_PATTERN)
+
+    mag = digits.str.to_integer(base=10, strict=False)
+    bad = present & (mag.is_null() | ((s.str.len_bytes() - digits.str.len_bytes()) > 2))
+    if kind == Kind.QTY:
+        return [mag.alias(out)], bad | (present & negative)
+    if kind in (Kind.SIGNED, Kind.AMOUNT):
+        return [pl.when(negative).then(-mag).otherwise(mag).alias(out)], bad
+    if kind == Kind.PRICE:
+        return [mag.alias(out), _direction(s).alias(f"{out}_dir")], bad
+    if kind == Kind.INDEX:
+        return [(mag / 100).alias(out), _direction(s).alias(f"{out}_dir")], bad
+    if kind == Kind.SIDE_QTY:
+        return [mag.alias(out), _direction(s).alias(f"{out}_side")], bad
+    raise AssertionError(f"unhandled kind {kind}")
+
+
+def convert(
+    api_id: str,
+    frame: pl.DataFrame,
+    fields: Sequence[Field],
+    names: dict[str, str] | None = None,
+) -> pl.DataFrame:
+    """Convert an all-string frame column by column; ``names`` renames outputs."""
+    names = names or {}
+    outputs: list[pl.Expr] = []
+    flags: list[pl.Expr] = []
+    for i, f in enumerate(fields):
+        exprs, bad = _field_exprs(f, f.name, names.get(f.name, f.name))
+        outputs.extend(exprs)
+        flags.append(bad.alias(f"__bad{i}"))
+    result = frame.select(*outputs, *flags)
+    flag_names = [f"__bad{i}" for i in range(len(fields))]
+    if result.height:
+        any_bad = result.select(pl.col(flag_names).any())
+        for i, hit in enumerate(any_bad.row(0)):
+            if hit:
+                f = fields[i]
+                row = result.get_column(f"__bad{i}").arg_true()[0]
+                raise FieldValueError(api_id, f.name, f.kind.value, frame[f.name][row], row)
+    return result.drop(flag_names)
+
+
+def output_schema(api_id: str) -> pl.Schema:
+    """The schema ``normalize`` returns for a TR: its contract with the warehouse."""
+    cols: dict[str, pl.DataType] = {}
+    for f in catalog().tr(api_id).row_fields():
+        cols.update(f.output_schema())
+    return pl.Schema(cols)
+
+
+def _wire_names(fields: Iterable[Field]) -> list[str]:
+    return [n for f in fields for n in (f.name, *f.aliases)]
+
+
+def _coalesce_aliases(frame: pl.DataFrame, fields: Iterable[Field]) -> pl.DataFrame:
+    exprs = [
+        pl.coalesce(f.name, *f.aliases).alias(f.name) for f in fields if f.aliases
+    ]
+    if not exprs:
+        return frame
+    return frame.with_columns(exprs).drop([a for f in fields for a in f.aliases])
+
+
+def _warn_unknown(tr: TR, keys: Iterable[str], known: set[str]) -> None:
+    unknown = sorted(set(keys) - known - {"return_code", "return_msg"})
+    if unknown:
+        warnings.warn(
+            f"{tr.id}: keys not in the catalog were dropped: {unknown}",
+            UnknownFieldWarning,
+            stacklevel=3,
+        )
+
+
+def _check_return_code(api_id: str, body: dict[str, Any]) -> None:
+    code = body.get("return_code", 0)
+    if code not in (0, "0", None):
+        raise BodyShapeError(api_id, f"error body (return_code {code}): {body.get('return_msg', '')!r}")
+
+
+def normalize(api_id: str, body: dict[str, Any]) -> pl.DataFrame:
+    """One row per element of the TR's main list (or one row of its scalars).
+
+    Scalar fields broadcast as columns; columns carry the wire names and the
+    types of their kinds (see ``schemas.kinds``).
+    """
+    tr = catalog().tr(api_id)
+    if not isinstance(body, dict):
+        raise BodyShapeError(api_id, f"body is a {type(body).__name__}, not an object")
+    _check_return_code(api_id, body)
+    main = tr.main
+    scalar_fields = tr.row_fields()[len(main.items) if main else 0 :]
+    scalar_names = _wire_names(tr.response)
+    scalars = {
+        out: _as_str(api_id, wire, body.get(wire))
+        for f in scalar_fields
+        for out, wire in zip(_wire_names([f]), (f.wire or f.name, *f.aliases), strict=True)
+    }
+    if main is None:
+        rows: list[dict[str, Any]] = [{}]
+        item_names: list[str] = []
+    else:
+        rows = body.get(main.key)  # type: ignore[assignment]
+        if rows is None:
+            raise BodyShapeError(api_id, f"no list {main.key!r} in the body")
+        if not isinstance(rows, list):
+            raise BodyShapeError(api_id, f"{main.key!r} is a {type(rows).__name__}, not a list")
+        item_names = _wire_names(main.items)
+        if rows:
+            if not isinstance(rows[0], dict):
+                raise BodyShapeError(api_id, f"{main.key!r} holds {type(rows[0]).__name__}, not objects")
+            _warn_unknown(tr, rows[0], set(item_names))
+    _warn_unknown(
+        tr,
+        (k for k in body if main is None or k != main.key),
+        set(scalar_names) | {lst.key for lst in tr.lists},
+    )
+    try:
+        frame = pl.DataFrame(rows, schema={n: pl.String for n in item_names}, strict=False)
+    except (TypeError, pl.exceptions.PolarsError) as exc:
+        raise BodyShapeError(api_id, f"rows of {main.key if main else 'body'} are malformed: {exc}") from exc
+    frame = frame.with_columns(pl.lit(v, pl.String).alias(k) for k, v in scalars.items())
+    frame = _coalesce_aliases(frame, tr.row_fields())
+    return convert(api_id, frame, tr.row_fields())
+
+
+def _as_str(api_id: str, key: str, value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BodyShapeError(api_id, f"scalar {key!r} is a {type(value).__name__}: {value!r}")
+    return str(value)
+
+
+def normalize_pages(api_id: str, pages: Iterable[bytes]) -> pl.DataFrame:
+    """Raw response bodies (bytes, one per page) to one typed frame.
+
+    The fast path for bulk data: pages are parsed by Polars' JSON reader
+    against the catalog's string schema and converted once, together.
+    """
+    tr = catalog().tr(api_id)
+    main = tr.main
+    if main is None:
+        return pl.concat([normalize(api_id, json.loads(p)) for p in pages], how="vertical")
+    item_names = _wire_names(main.items)
+    scalar_names = _wire_names(tr.response)
+    schema = {
+        **{n: pl.String for n in scalar_names},
+        "return_code": pl.Int64,
+        "return_msg": pl.String,
+        main.key: pl.List(pl.Struct({n: pl.String for n in item_names})),
+    }
+    renames = {f.wire: f.name for f in tr.row_fields() if f.wire}
+    frames = []
+    for n, page in enumerate(pages):
+        if n == 0:  # the first page is checked for keys the catalog lacks
+            try:
+                first = json.loads(page)
+            except json.JSONDecodeError as exc:
+                raise BodyShapeError(api_id, f"page 1 is not JSON: {exc}") from exc
+            normalize(api_id, first)  # shape, return code and unknown keys
+        try:
+            df = pl.read_json(io.BytesIO(page), schema=schema)
+        except pl.exceptions.PolarsError as exc:
+            raise BodyShapeError(api_id, f"page {n + 1} is not a {api_id} body: {exc}") from exc
+        code = df.item(0, "return_code")
+        if code not in (0, None):
+            raise BodyShapeError(api_id, f"page {n + 1} is an error body (return_code {code})")
+        frames.append(
+            df.rename(renames)
+            .filter(pl.col(main.key).list.len() > 0)
+            .explode(main.key)
+            .unnest(main.key)
+            .drop("return_code", "return_msg")
+        )
+    if not frames:
+        return pl.DataFrame(schema=output_schema(api_id))
+    frame = _coalesce_aliases(pl.concat(frames, how="vertical"), tr.row_fields())
+    return convert(api_id, frame.select(f.name for f in tr.row_fields()), tr.row_fields())
+
+
+def realtime_column(code: str, f: Field) -> str:
+    """Column name of a realtime FID: canonical for 0B/0D, ``fid_<n>`` otherwise."""
+    return f.column or f"fid_{f.name}"
+
+
+def normalize_realtime(message: dict[str, Any]) -> dict[str, pl.DataFrame]:
+    """One REAL frame to one typed frame per type code.
+
+    Each frame has ``type``, ``item`` (with ``item_venue``) and one column per
+    FID of the type: 0B and 0D under canonical English names (see
+    ``catalog.json`` ``column``), other types as ``fid_<n>``.
+    """
+    if not isinstance(message, dict) or message.get("trnm") != "REAL":
+        raise BodyShapeError("REAL", f"not a REAL frame: trnm={message.get('trnm') if isinstance(message, dict) else message!r}")
+    data = message.get("data")
+    if not isinstance(data, list):
+        raise BodyShapeError("REAL", "REAL frame without a data list")
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for entry in data:
+        if not isinstance(entry, dict) or not isinstance(entry.get("values"), dict):
+            raise BodyShapeError("REAL", f"malformed entry: {entry!r}")
+        code = entry.get("type")
+        if not isinstance(code, str):
+            raise BodyShapeError("REAL", f"entry without a type: {entry!r}")
+        by_type.setdefault(code, []).append(entry)
+    out = {}
+    for code, entries in by_type.items():
+        rt = catalog().realtime_type(code)
+        fields = rt.fields
+        frame = pl.DataFrame(
+            [e["values"] for e in entries], schema={f.name: pl.String for f in fields}, strict=False
+        ).with_columns(pl.Series("item", [e.get("item") for e in entries], pl.String))
+        _warn_unknown_fids(code, entries, set(rt.by_fid()))
+        item = Field("item", "종목코드", "", Kind.CODE, "", venue=True)
+        names = {f.name: realtime_column(code, f) for f in fields}
+        typed = convert(code, frame, (*fields, item), names)
+        out[code] = typed.select(pl.lit(code).alias("type"), pl.all())
+    return out
+
+
+def _warn_unknown_fids(code: str, entries: list[dict[str, Any]], known: set[str]) -> None:
+    unknown = sorted({k for e in entries[:1] for k in e["values"]} - known)
+    if unknown:
+        warnings.warn(f"{code}: FIDs not in the catalog were dropped: {unknown}", UnknownFieldWarning, stacklevel=3)

@@ -1,0 +1,1 @@
+"""warehouse: see DESIGN.md (layout)."""
