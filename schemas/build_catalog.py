@@ -179,6 +179,21 @@ KIND_OVERRIDES: dict[tuple[str, str], Kind] = {
     ("*", "auditInfo"): Kind.TEXT,
     ("*", "state"): Kind.TEXT,
     ("0B", "15"): Kind.SIDE_QTY,
+    # ka20005's example is a daily body, so nothing shows its time format;
+    # the sector minute chart uses the stock minute chart's (ka10080) timestamps
+    ("ka20005", "cntr_tm"): Kind.TIMESTAMP,
+}
+
+# Turnover units the reference leaves unsaid, checked against its examples
+# (volume x price of the example rows): chart TRs and the 0B trade stream
+# report turnover in millions of won.
+_MILLION = "KRW_1e6"
+UNIT_OVERRIDES: dict[tuple[str, str], str] = {
+    **{(tr, "trde_prica"): _MILLION for tr in (
+        "ka10081", "ka10082", "ka10083", "ka10094", "ka20006", "ka20007", "ka20008", "ka20019",
+    )},
+    **{(tr, "acc_trde_prica"): _MILLION for tr in ("ka50081", "ka50082", "ka50083", "ka50092")},
+    ("0B", "14"): _MILLION,
 }
 
 # Realtime FIDs that get canonical English column names (0B trades, 0D book).
@@ -319,8 +334,9 @@ def _field_entry(
     }
     if decimals:
         entry["decimals"] = decimals
-    if kind in (Kind.AMOUNT, Kind.SIGNED) and inferred.unit:
-        entry["unit"] = inferred.unit
+    unit = UNIT_OVERRIDES.get((api_id, name)) or inferred.unit
+    if kind in (Kind.AMOUNT, Kind.SIGNED, Kind.RATE) and unit:
+        entry["unit"] = unit
     if kind == Kind.CODE and (name == "stk_cd" or name.endswith("_stk_cd")):
         entry["venue"] = True
     if aliases:
@@ -615,6 +631,15 @@ def build(reference: Path) -> tuple[dict[str, Any], list[str]]:
     for (tr, _), _fixed in {**BROKEN_KEYS, **LIST_KEYS}.items():
         if tr not in trs:
             raise CatalogBuildError(f"repair for unknown TR {tr}")
+    for (tr_id, name) in (*KIND_OVERRIDES, *UNIT_OVERRIDES):
+        if tr_id == "*":
+            continue
+        entry = trs.get(tr_id) or realtime.get(tr_id)
+        if entry is None:
+            raise CatalogBuildError(f"override for unknown TR {tr_id}")
+        names = {f.get("name") or f.get("fid") for f in _all_fields(entry)}
+        if name not in names:
+            raise CatalogBuildError(f"override for {tr_id}.{name}, which the TR does not have")
     catalog = {
         "source": reference.name,
         "source_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
@@ -623,6 +648,12 @@ def build(reference: Path) -> tuple[dict[str, Any], list[str]]:
         "errors": errors,
     }
     return catalog, log
+
+
+def _all_fields(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    if "fields" in entry:
+        return list(entry["fields"])
+    return [*entry["response"], *(f for lst in entry["lists"] for f in lst["items"])]
 
 
 def dumps(catalog: dict[str, Any]) -> str:

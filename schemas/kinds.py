@@ -126,7 +126,7 @@ def infer_kind(name: str, label: str, description: str = "") -> Inferred:
         or last == "prft"
     ):
         if any(t in toks for t in ("amt", "prica")) or "금액" in lab or "대금" in lab:
-            return Inferred(Kind.SIGNED, unit=unit or Unit.WON.value, reason="signed amount")
+            return Inferred(Kind.SIGNED, unit=unit, reason="signed amount")
         return Inferred(Kind.SIGNED, reason="name/label: change or net")
 
     # money
@@ -134,7 +134,7 @@ def infer_kind(name: str, label: str, description: str = "") -> Inferred:
         any(t in toks for t in ("amt", "prica", "mac", "cap", "entr", "dpst", "evlt"))
         or any(w in lab for w in ("금액", "대금", "자본금", "시가총액", "예수금", "평가액"))
     ):
-        return Inferred(Kind.AMOUNT, unit=unit or Unit.WON.value, reason="name/label: amount")
+        return Inferred(Kind.AMOUNT, unit=unit, reason="name/label: amount")
 
     # prices (direction-signed against the previous close)
     if (

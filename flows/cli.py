@@ -1,0 +1,131 @@
+"""The ``kwh`` command line."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections import Counter
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import schemas
+from schemas.catalog import TR, Field
+
+app = typer.Typer(help="kiwoom-warehouse: Kiwoom market data into a DuckDB/DuckLake warehouse.", no_args_is_help=True)
+console = Console()
+
+_TR_ID = re.compile(r"^(au|ka|kt)\d{5}$|^[0-9][0-9A-Za-z]$")
+
+
+@app.command("catalog")
+def catalog_cmd(
+    query: Annotated[str, typer.Argument(help="a TR id (shows it) or text to filter by")] = "",
+    category: Annotated[str, typer.Option("--category", "-c", help="대분류 or 중분류, e.g. 차트")] = "",
+) -> None:
+    """List TRs, or show one TR with its request and response fields."""
+    cat = schemas.catalog()
+    if query in cat.trs:
+        _show_tr(cat.tr(query))
+        return
+    if query in cat.realtime:
+        _show_realtime(cat.realtime_type(query))
+        return
+    if _TR_ID.match(query):
+        console.print(f"[red]unknown TR {query!r}[/red]: not in the catalog (try `kwh catalog` to list)")
+        raise typer.Exit(2)
+    trs = cat.search(query, category)
+    table = Table(title=f"{len(trs)} TRs" + (f" matching {query!r}" if query else ""))
+    for col in ("id", "name", "category", "path", "list", "fields", "paper", "order"):
+        table.add_column(col)
+    for tr in trs:
+        n_fields = len(tr.row_fields())
+        table.add_row(
+            tr.id, tr.name, tr.subcategory, tr.path, tr.main_list or "-", str(n_fields),
+            "yes" if tr.paper_supported else "no", "ORDER" if tr.is_order else "",
+        )
+    console.print(table)
+    if not query and not category:
+        console.print(f"{len(cat.realtime)} realtime types: {', '.join(cat.realtime)}")
+
+
+def _field_table(title: str, fields: tuple[Field, ...]) -> Table:
+    table = Table(title=title)
+    for col in ("field", "label", "kind", "unit/decimals", "columns", "why"):
+        table.add_column(col, overflow="fold")
+    for f in fields:
+        extra = f.unit or (f"{f.decimals} implied decimals" if f.decimals else "")
+        cols = ", ".join(f"{n}:{t}" for n, t in f.output_schema(f.column or f.name).items())
+        name = f.name + (f" (also {', '.join(f.aliases)})" if f.aliases else "")
+        table.add_row(name, f.label, f.kind.value, extra, cols, f.kind_reason)
+    return table
+
+
+def _show_tr(tr: TR) -> None:
+    console.print(f"[bold]{tr.id}[/bold] {tr.name}  ({tr.category} > {tr.subcategory})")
+    console.print(f"{tr.method} {tr.path}   transport={tr.transport}   paper trading: "
+                  f"{'supported' if tr.paper_supported else 'not supported'}"
+                  + ("   [red]ORDER TR: refused by this project[/red]" if tr.is_order else ""))
+    req = Table(title="request")
+    for col in ("field", "label", "required", "length", "allowed / description"):
+        req.add_column(col, overflow="fold")
+    for r in tr.request:
+        allowed = ", ".join(f"{k}={v}" for k, v in r.get("allowed", {}).items()) or r["description"]
+        req.add_row(r["name"], r["label"], "Y" if r["required"] else "", str(r["length"] or ""), allowed)
+    console.print(req)
+    if tr.main:
+        console.print(_field_table(f"list {tr.main.key!r} ({tr.main.label}): one row each", tr.main.items))
+    if tr.response:
+        console.print(_field_table("scalars (broadcast as columns)", tr.response))
+    if tr.example_broken:
+        console.print(f"[yellow]response example broken in the reference:[/yellow] {tr.example_broken}")
+
+
+def _show_realtime(rt: schemas.RealtimeType) -> None:
+    console.print(f"[bold]realtime {rt.code}[/bold] {rt.name}")
+    console.print(_field_table("FIDs", rt.fields))
+
+
+@app.command()
+def demo() -> None:
+    """Show what exists: the catalog, and the reference's examples normalized."""
+    cat = schemas.catalog()
+    kinds: Counter[str] = Counter()
+    for tr in cat.trs.values():
+        for f in tr.row_fields():
+            kinds[f.kind.value] += 1
+    console.rule("catalog")
+    console.print(
+        f"{len(cat.trs)} TRs ({sum(t.is_order for t in cat.trs.values())} order TRs, refused), "
+        f"{len(cat.realtime)} realtime types, {len(cat.errors)} error codes"
+    )
+    console.print("field kinds: " + ", ".join(f"{k} {n}" for k, n in kinds.most_common()))
+    console.rule("reference examples normalized")
+    ok, broken = 0, []
+    for tr in cat.trs.values():
+        if tr.transport != "rest" or tr.example is None:
+            broken.append(tr.id)
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            schemas.normalize(tr.id, tr.example)
+        ok += 1
+    console.print(f"{ok} REST examples normalized; {len(broken)} not (broken in the reference or WebSocket)")
+    for api_id in ("ka10081", "ka20006"):
+        tr = cat.tr(api_id)
+        console.print(f"\n[bold]{api_id}[/bold] {tr.name}")
+        console.print(schemas.normalize(api_id, tr.example or {}))
+    console.print("\n[bold]0B[/bold] realtime trade")
+    frame = cat.realtime_type("0B").raw["example"]
+    console.print(schemas.normalize_realtime(frame)["0B"].select(
+        "type", "item", "time", "price", "price_dir", "size", "size_side", "cum_volume"))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
