@@ -86,7 +86,7 @@ def infer_kind(name: str, label: str, description: str = "") -> Inferred:
     """
     toks = _tokens(name)
     last = toks[-1] if toks else ""
-    lab = label.replace(" ", "")
+    lab = re.sub(r"\d+$", "", label.replace(" ", ""))
     desc = description
 
     if "100배" in desc and "지수" in desc:
@@ -148,7 +148,7 @@ def infer_kind(name: str, label: str, description: str = "") -> Inferred:
     # quantities
     if (
         any(t in toks for t in ("qty", "req", "cnt", "vol", "stk", "dys"))
-        or any(w in lab for w in ("량", "수량", "주식수", "건수", "잔량", "일수", "횟수"))
+        or any(w in lab for w in ("량", "수량", "주식수", "건수", "잔량", "일수", "횟수", "종목수"))
     ):
         return Inferred(Kind.QTY, reason="name/label: quantity")
     if last in ("rank", "seq", "no") or "순위" in lab:

@@ -49,7 +49,8 @@ def _direction(s: pl.Expr) -> pl.Expr:
         .then(pl.lit(-1, pl.Int8))
         .when(s.str.starts_with("+"))
         .then(pl.lit(1, pl.Int8))
-        .otherwise(pl.lit(0, pl.Int8))
+        .when(s.is_not_null())
+        .then(pl.lit(0, pl.Int8))
     )
 
 
