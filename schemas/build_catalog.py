@@ -276,7 +276,7 @@ def _fits(kind: Kind, value: Any, decimals: int = 0) -> bool:
     """Build-time check of one example value against a kind (not the hot path)."""
     if not isinstance(value, str):
         return kind in (Kind.TEXT, Kind.ENUM, Kind.CODE)
-    v = value.strip() if kind not in (Kind.TEXT, Kind.ENUM, Kind.CODE) else value
+    v = value
     if v == "":
         return True
     if kind in (Kind.PRICE, Kind.SIGNED, Kind.AMOUNT, Kind.SIDE_QTY, Kind.INDEX):
