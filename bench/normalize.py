@@ -30,11 +30,11 @@ LIST_KEY = "stk_dt_pole_chart_qry"
 def make_pages(rows: int, page_size: int, seed: int = 7) -> list[bytes]:
     rng = random.Random(seed)
     pages = []
-    day = dt.date(2025, 9, 8)
     price = 70000
     made = 0
     while made < rows:
         n = min(page_size, rows - made)
+        day = dt.date(2025, 9, 8)  # each page is another symbol's last ~3.5 years
         items = []
         for _ in range(n):
             change = rng.randint(-1500, 1500)
@@ -42,14 +42,27 @@ def make_pages(rows: int, page_size: int, seed: int = 7) -> list[bytes]:
             sign = "+" if price > prev else ("-" if price < prev else "")
             lo, hi = min(prev, price) - rng.randint(0, 500), max(prev, price) + rng.randint(0, 500)
             qty = rng.randint(1_000_000, 30_000_000)
-            items.append({
-                "cur_prc": f"{sign}{price}", "trde_qty": str(qty), "trde_prica": str(qty * price // 1_000_000),
-                "dt": day.strftime("%Y%m%d"), "open_pric": f"{sign}{prev}", "high_pric": f"{sign}{hi}",
-                "low_pric": f"{sign}{lo}", "pred_pre": f"{'+' if change >= 0 else '-'}{abs(change)}",
-                "pred_pre_sig": "2" if change > 0 else "5", "trde_tern_rt": f"+{rng.randint(0, 500) / 100:.2f}",
-            })
+            items.append(
+                {
+                    "cur_prc": f"{sign}{price}",
+                    "trde_qty": str(qty),
+                    "trde_prica": str(qty * price // 1_000_000),
+                    "dt": day.strftime("%Y%m%d"),
+                    "open_pric": f"{sign}{prev}",
+                    "high_pric": f"{sign}{hi}",
+                    "low_pric": f"{sign}{lo}",
+                    "pred_pre": f"{'+' if change >= 0 else '-'}{abs(change)}",
+                    "pred_pre_sig": "2" if change > 0 else "5",
+                    "trde_tern_rt": f"+{rng.randint(0, 500) / 100:.2f}",
+                }
+            )
             day -= dt.timedelta(days=1)
-        body = {"stk_cd": "005930", LIST_KEY: items, "return_code": 0, "return_msg": "정상적으로 처리되었습니다"}
+        body = {
+            "stk_cd": f"{len(pages) % 999999:06d}",
+            LIST_KEY: items,
+            "return_code": 0,
+            "return_msg": "정상적으로 처리되었습니다",
+        }
         pages.append(json.dumps(body, ensure_ascii=False).encode())
         made += n
     return pages
@@ -69,20 +82,24 @@ def naive(pages: list[bytes]) -> pl.DataFrame:
         code = body["stk_cd"]
         for r in body[LIST_KEY]:
             cur = r["cur_prc"]
-            records.append({
-                "cur_prc": abs(_int(cur) or 0) if cur else None,
-                "cur_prc_dir": (-1 if cur.startswith("-") else 1 if cur.startswith("+") else 0) if cur else None,
-                "trde_qty": _int(r["trde_qty"]),
-                "trde_prica": _int(r["trde_prica"]),
-                "dt": dt.datetime.strptime(r["dt"], "%Y%m%d").date(),
-                "open_pric": abs(_int(r["open_pric"]) or 0),
-                "high_pric": abs(_int(r["high_pric"]) or 0),
-                "low_pric": abs(_int(r["low_pric"]) or 0),
-                "pred_pre": _int(r["pred_pre"]),
-                "pred_pre_sig": r["pred_pre_sig"] or None,
-                "trde_tern_rt": float(r["trde_tern_rt"]) if r["trde_tern_rt"] else None,
-                "stk_cd": code,
-            })
+            records.append(
+                {
+                    "cur_prc": abs(_int(cur) or 0) if cur else None,
+                    "cur_prc_dir": (-1 if cur.startswith("-") else 1 if cur.startswith("+") else 0)
+                    if cur
+                    else None,
+                    "trde_qty": _int(r["trde_qty"]),
+                    "trde_prica": _int(r["trde_prica"]),
+                    "dt": dt.datetime.strptime(r["dt"], "%Y%m%d").date(),
+                    "open_pric": abs(_int(r["open_pric"]) or 0),
+                    "high_pric": abs(_int(r["high_pric"]) or 0),
+                    "low_pric": abs(_int(r["low_pric"]) or 0),
+                    "pred_pre": _int(r["pred_pre"]),
+                    "pred_pre_sig": r["pred_pre_sig"] or None,
+                    "trde_tern_rt": float(r["trde_tern_rt"]) if r["trde_tern_rt"] else None,
+                    "stk_cd": code,
+                }
+            )
     return pl.DataFrame(records)
 
 

@@ -7,6 +7,7 @@ import warnings
 from collections import Counter
 from typing import Annotated
 
+import polars as pl
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -14,7 +15,9 @@ from rich.table import Table
 import schemas
 from schemas.catalog import TR, Field
 
-app = typer.Typer(help="kiwoom-warehouse: Kiwoom market data into a DuckDB/DuckLake warehouse.", no_args_is_help=True)
+app = typer.Typer(
+    help="kiwoom-warehouse: Kiwoom market data into a DuckDB/DuckLake warehouse.", no_args_is_help=True
+)
 console = Console()
 
 _TR_ID = re.compile(r"^(au|ka|kt)\d{5}$|^[0-9][0-9A-Za-z]$")
@@ -43,8 +46,14 @@ def catalog_cmd(
     for tr in trs:
         n_fields = len(tr.row_fields())
         table.add_row(
-            tr.id, tr.name, tr.subcategory, tr.path, tr.main_list or "-", str(n_fields),
-            "yes" if tr.paper_supported else "no", "ORDER" if tr.is_order else "",
+            tr.id,
+            tr.name,
+            tr.subcategory,
+            tr.path,
+            tr.main_list or "-",
+            str(n_fields),
+            "yes" if tr.paper_supported else "no",
+            "ORDER" if tr.is_order else "",
         )
     console.print(table)
     if not query and not category:
@@ -65,9 +74,11 @@ def _field_table(title: str, fields: tuple[Field, ...]) -> Table:
 
 def _show_tr(tr: TR) -> None:
     console.print(f"[bold]{tr.id}[/bold] {tr.name}  ({tr.category} > {tr.subcategory})")
-    console.print(f"{tr.method} {tr.path}   transport={tr.transport}   paper trading: "
-                  f"{'supported' if tr.paper_supported else 'not supported'}"
-                  + ("   [red]ORDER TR: refused by this project[/red]" if tr.is_order else ""))
+    console.print(
+        f"{tr.method} {tr.path}   transport={tr.transport}   paper trading: "
+        f"{'supported' if tr.paper_supported else 'not supported'}"
+        + ("   [red]ORDER TR: refused by this project[/red]" if tr.is_order else "")
+    )
     req = Table(title="request")
     for col in ("field", "label", "required", "length", "allowed / description"):
         req.add_column(col, overflow="fold")
@@ -116,11 +127,15 @@ def demo() -> None:
     for api_id in ("ka10081", "ka20006"):
         tr = cat.tr(api_id)
         console.print(f"\n[bold]{api_id}[/bold] {tr.name}")
-        console.print(schemas.normalize(api_id, tr.example or {}))
+        with pl.Config(tbl_cols=8, tbl_width_chars=120):
+            print(schemas.normalize(api_id, tr.example or {}))
     console.print("\n[bold]0B[/bold] realtime trade")
     frame = cat.realtime_type("0B").raw["example"]
-    console.print(schemas.normalize_realtime(frame)["0B"].select(
-        "type", "item", "time", "price", "price_dir", "size", "size_side", "cum_volume"))
+    print(
+        schemas.normalize_realtime(frame)["0B"].select(
+            "type", "item", "time", "price", "price_dir", "size", "size_side", "cum_volume"
+        )
+    )
 
 
 def main() -> None:

@@ -189,9 +189,19 @@ KIND_OVERRIDES: dict[tuple[str, str], Kind] = {
 # report turnover in millions of won.
 _MILLION = "KRW_1e6"
 UNIT_OVERRIDES: dict[tuple[str, str], str] = {
-    **{(tr, "trde_prica"): _MILLION for tr in (
-        "ka10081", "ka10082", "ka10083", "ka10094", "ka20006", "ka20007", "ka20008", "ka20019",
-    )},
+    **{
+        (tr, "trde_prica"): _MILLION
+        for tr in (
+            "ka10081",
+            "ka10082",
+            "ka10083",
+            "ka10094",
+            "ka20006",
+            "ka20007",
+            "ka20008",
+            "ka20019",
+        )
+    },
     **{(tr, "acc_trde_prica"): _MILLION for tr in ("ka50081", "ka50082", "ka50083", "ka50092")},
     ("0B", "14"): _MILLION,
 }
@@ -199,20 +209,49 @@ UNIT_OVERRIDES: dict[tuple[str, str], str] = {
 # Realtime FIDs that get canonical English column names (0B trades, 0D book).
 CANONICAL_REALTIME: dict[str, dict[str, str]] = {
     "0B": {
-        "20": "time", "10": "price", "11": "change", "12": "change_rate",
-        "27": "best_ask", "28": "best_bid", "15": "size", "13": "cum_volume",
-        "14": "cum_turnover", "16": "open", "17": "high", "18": "low",
-        "25": "change_sign", "26": "volume_vs_prev_day", "29": "turnover_change",
-        "30": "volume_vs_prev_day_rate", "31": "turnover_rate", "32": "trade_cost",
-        "228": "strength", "311": "market_cap", "290": "session", "691": "ko_access",
-        "567": "upper_limit_time", "568": "lower_limit_time",
-        "851": "volume_vs_prev_same_time_rate", "1890": "open_time",
-        "1891": "high_time", "1892": "low_time", "1030": "sell_volume",
-        "1031": "buy_volume", "1032": "buy_ratio", "1071": "sell_count",
-        "1072": "buy_count", "1313": "instant_turnover", "1315": "sell_size_single",
-        "1316": "buy_size_single", "1314": "net_buy_volume", "1497": "cfd_margin",
-        "1498": "maintenance_margin", "620": "vwap", "732": "cfd_cost",
-        "852": "short_cost", "9081": "exchange",
+        "20": "time",
+        "10": "price",
+        "11": "change",
+        "12": "change_rate",
+        "27": "best_ask",
+        "28": "best_bid",
+        "15": "size",
+        "13": "cum_volume",
+        "14": "cum_turnover",
+        "16": "open",
+        "17": "high",
+        "18": "low",
+        "25": "change_sign",
+        "26": "volume_vs_prev_day",
+        "29": "turnover_change",
+        "30": "volume_vs_prev_day_rate",
+        "31": "turnover_rate",
+        "32": "trade_cost",
+        "228": "strength",
+        "311": "market_cap",
+        "290": "session",
+        "691": "ko_access",
+        "567": "upper_limit_time",
+        "568": "lower_limit_time",
+        "851": "volume_vs_prev_same_time_rate",
+        "1890": "open_time",
+        "1891": "high_time",
+        "1892": "low_time",
+        "1030": "sell_volume",
+        "1031": "buy_volume",
+        "1032": "buy_ratio",
+        "1071": "sell_count",
+        "1072": "buy_count",
+        "1313": "instant_turnover",
+        "1315": "sell_size_single",
+        "1316": "buy_size_single",
+        "1314": "net_buy_volume",
+        "1497": "cfd_margin",
+        "1498": "maintenance_margin",
+        "620": "vwap",
+        "732": "cfd_cost",
+        "852": "short_cost",
+        "9081": "exchange",
     },
     "0D": {
         **{"21": "time"},
@@ -222,14 +261,28 @@ CANONICAL_REALTIME: dict[str, dict[str, str]] = {
         **{str(70 + i): f"bid_qty_{i}" for i in range(1, 11)},
         **{str(80 + i): f"ask_qty_chg_{i}" for i in range(1, 11)},
         **{str(90 + i): f"bid_qty_chg_{i}" for i in range(1, 11)},
-        "121": "ask_qty_total", "122": "ask_qty_total_chg",
-        "125": "bid_qty_total", "126": "bid_qty_total_chg",
-        "23": "exp_price", "24": "exp_qty", "128": "net_bid_qty", "129": "bid_ratio",
-        "138": "net_ask_qty", "139": "ask_ratio", "200": "exp_change",
-        "201": "exp_change_rate", "238": "exp_change_sign", "291": "exp_price_2",
-        "292": "exp_volume", "293": "exp_change_sign_2", "294": "exp_change_2",
-        "295": "exp_change_rate_2", "13": "cum_volume",
-        "299": "exp_volume_vs_prev_rate", "215": "session", "216": "investor_ticker",
+        "121": "ask_qty_total",
+        "122": "ask_qty_total_chg",
+        "125": "bid_qty_total",
+        "126": "bid_qty_total_chg",
+        "23": "exp_price",
+        "24": "exp_qty",
+        "128": "net_bid_qty",
+        "129": "bid_ratio",
+        "138": "net_ask_qty",
+        "139": "ask_ratio",
+        "200": "exp_change",
+        "201": "exp_change_rate",
+        "238": "exp_change_sign",
+        "291": "exp_price_2",
+        "292": "exp_volume",
+        "293": "exp_change_sign_2",
+        "294": "exp_change_2",
+        "295": "exp_change_rate_2",
+        "13": "cum_volume",
+        "299": "exp_volume_vs_prev_rate",
+        "215": "session",
+        "216": "investor_ticker",
     },
 }
 
@@ -375,7 +428,9 @@ def _build_tr(raw: RawTR, toc: dict[str, list[str]], log: list[str]) -> dict[str
             example_error = str(exc)
     broken_reason = BROKEN_EXAMPLES.get(api_id)
     if example_error and not broken_reason:
-        raise CatalogBuildError(f"{api_id}: response example unreadable ({example_error}) and not listed as broken")
+        raise CatalogBuildError(
+            f"{api_id}: response example unreadable ({example_error}) and not listed as broken"
+        )
     if api_id in UNREADABLE_EXAMPLES and example_error is None and example is not None:
         raise CatalogBuildError(f"{api_id}: listed as broken but its example parses; remove the entry")
     ex_keys = _example_keys(example) if example is not None and not broken_reason else set()
@@ -397,7 +452,9 @@ def _build_tr(raw: RawTR, toc: dict[str, list[str]], log: list[str]) -> dict[str
         if is_list:
             fixed = LIST_KEYS.get((api_id, fixed), fixed)
         if fixed != printed and ex_keys and fixed not in ex_keys:
-            raise CatalogBuildError(f"{api_id}: repaired key {fixed!r} (printed {printed!r}) is not in the example")
+            raise CatalogBuildError(
+                f"{api_id}: repaired key {fixed!r} (printed {printed!r}) is not in the example"
+            )
         if fixed != printed and not ex_keys and not broken_reason:
             raise CatalogBuildError(f"{api_id}: repair of {printed!r} cannot be checked: no example")
         if not _VALID_KEY.match(fixed) and api_id not in CONDITION_SEARCH:
@@ -443,11 +500,11 @@ def _build_tr(raw: RawTR, toc: dict[str, list[str]], log: list[str]) -> dict[str
             current["items"].append((f, key, is_list))
 
     alias_map: dict[str, tuple[str, ...]] = {}
-    for (tr, printed), fixed in BROKEN_IN_BOTH.items():
-        if tr == api_id and printed in ex_keys:
+    for (tr_id, printed), fixed in BROKEN_IN_BOTH.items():
+        if tr_id == api_id and printed in ex_keys:
             alias_map[fixed] = (printed,)
-    for (tr, field), spellings in ALIASES.items():
-        if tr == api_id:
+    for (tr_id, field), spellings in ALIASES.items():
+        if tr_id == api_id:
             alias_map[field] = spellings
     if api_id in AMNT_SPELLING_TRS:
         for key in table_names:
@@ -631,7 +688,7 @@ def build(reference: Path) -> tuple[dict[str, Any], list[str]]:
     for (tr, _), _fixed in {**BROKEN_KEYS, **LIST_KEYS}.items():
         if tr not in trs:
             raise CatalogBuildError(f"repair for unknown TR {tr}")
-    for (tr_id, name) in (*KIND_OVERRIDES, *UNIT_OVERRIDES):
+    for tr_id, name in (*KIND_OVERRIDES, *UNIT_OVERRIDES):
         if tr_id == "*":
             continue
         entry = trs.get(tr_id) or realtime.get(tr_id)
@@ -680,8 +737,11 @@ def main(argv: list[str] | None = None) -> int:
         print("catalog is up to date" if same else f"{args.out} is stale: rebuild it")
         return 0 if same else 1
     args.out.write_text(text, encoding="utf-8")
-    n_fields = sum(len(t["response"]) + sum(len(lst["items"]) for lst in t["lists"]) for t in catalog["trs"].values())
-    print(f"wrote {args.out}: {len(catalog['trs'])} TRs, {len(catalog['realtime'])} realtime types, {n_fields} fields")
+    n_fields = sum(
+        len(t["response"]) + sum(len(lst["items"]) for lst in t["lists"]) for t in catalog["trs"].values()
+    )
+    trs, realtime = len(catalog["trs"]), len(catalog["realtime"])
+    print(f"wrote {args.out}: {trs} TRs, {realtime} realtime types, {n_fields} fields")
     return 0
 
 

@@ -13,7 +13,7 @@ import polars as pl
 from schemas.errors import UnknownTRError
 from schemas.kinds import Kind, output_columns
 
-__all__ = ["CATALOG_PATH", "Catalog", "Field", "ListSpec", "RealtimeType", "TR", "catalog"]
+__all__ = ["CATALOG_PATH", "TR", "Catalog", "Field", "ListSpec", "RealtimeType", "catalog"]
 
 CATALOG_PATH = Path(__file__).with_name("catalog.json")
 
@@ -106,8 +106,7 @@ class TR:
         items = main.items if main else ()
         taken = {f.name for f in items}
         scalars = tuple(
-            replace(f, name=f"body_{f.name}", wire=f.name) if f.name in taken else f
-            for f in self.response
+            replace(f, name=f"body_{f.name}", wire=f.name) if f.name in taken else f for f in self.response
         )
         return items + scalars
 

@@ -1,9 +1,9 @@
 """Errors raised by ``schemas``.
 
-    SchemaError
-     ├── UnknownTRError        an id the catalog does not hold
-     ├── BodyShapeError        a body that is not shaped as the TR's catalog entry says
-     └── FieldValueError       a value that does not fit its field's kind
+SchemaError
+ ├── UnknownTRError        an id the catalog does not hold
+ ├── BodyShapeError        a body that is not shaped as the TR's catalog entry says
+ └── FieldValueError       a value that does not fit its field's kind
 """
 
 from __future__ import annotations

@@ -130,9 +130,8 @@ def infer_kind(name: str, label: str, description: str = "") -> Inferred:
         return Inferred(Kind.SIGNED, reason="name/label: change or net")
 
     # money
-    if (
-        any(t in toks for t in ("amt", "prica", "mac", "cap", "entr", "dpst", "evlt"))
-        or any(w in lab for w in ("금액", "대금", "자본금", "시가총액", "예수금", "평가액"))
+    if any(t in toks for t in ("amt", "prica", "mac", "cap", "entr", "dpst", "evlt")) or any(
+        w in lab for w in ("금액", "대금", "자본금", "시가총액", "예수금", "평가액")
     ):
         return Inferred(Kind.AMOUNT, unit=unit, reason="name/label: amount")
 
@@ -146,9 +145,8 @@ def infer_kind(name: str, label: str, description: str = "") -> Inferred:
         return Inferred(Kind.PRICE, reason="name/label: price")
 
     # quantities
-    if (
-        any(t in toks for t in ("qty", "req", "cnt", "vol", "stk", "dys"))
-        or any(w in lab for w in ("량", "수량", "주식수", "건수", "잔량", "일수", "횟수", "종목수"))
+    if any(t in toks for t in ("qty", "req", "cnt", "vol", "stk", "dys")) or any(
+        w in lab for w in ("량", "수량", "주식수", "건수", "잔량", "일수", "횟수", "종목수")
     ):
         return Inferred(Kind.QTY, reason="name/label: quantity")
     if last in ("rank", "seq", "no") or "순위" in lab:

@@ -13,8 +13,8 @@ import itertools
 import json
 import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import polars as pl
@@ -194,9 +194,7 @@ def _wire_names(fields: Iterable[Field]) -> list[str]:
 
 
 def _coalesce_aliases(frame: pl.DataFrame, fields: Iterable[Field]) -> pl.DataFrame:
-    exprs = [
-        pl.coalesce(f.name, *f.aliases).alias(f.name) for f in fields if f.aliases
-    ]
+    exprs = [pl.coalesce(f.name, *f.aliases).alias(f.name) for f in fields if f.aliases]
     if not exprs:
         return frame
     return frame.with_columns(exprs).drop([a for f in fields for a in f.aliases])
@@ -284,11 +282,11 @@ def normalize_pages(api_id: str, pages: Iterable[bytes]) -> pl.DataFrame:
         return pl.concat([normalize(api_id, json.loads(p)) for p in pages], how="vertical")
     item_names = _wire_names(main.items)
     scalar_names = _wire_names(tr.response)
-    schema = {
-        **{n: pl.String for n in scalar_names},
-        "return_code": pl.Int64,
-        "return_msg": pl.String,
-        main.key: pl.List(pl.Struct({n: pl.String for n in item_names})),
+    schema: dict[str, pl.DataType] = {
+        **{n: pl.String() for n in scalar_names},
+        "return_code": pl.Int64(),
+        "return_msg": pl.String(),
+        main.key: pl.List(pl.Struct({n: pl.String() for n in item_names})),
     }
     renames = {f.wire: f.name for f in tr.row_fields() if f.wire}
     pages = iter(pages)
@@ -340,7 +338,10 @@ def normalize_realtime(message: dict[str, Any]) -> dict[str, pl.DataFrame]:
     ``catalog.json`` ``column``), other types as ``fid_<n>``.
     """
     if not isinstance(message, dict) or message.get("trnm") != "REAL":
-        raise BodyShapeError("REAL", f"not a REAL frame: trnm={message.get('trnm') if isinstance(message, dict) else message!r}")
+        raise BodyShapeError(
+            "REAL",
+            f"not a REAL frame: trnm={message.get('trnm') if isinstance(message, dict) else message!r}",
+        )
     data = message.get("data")
     if not isinstance(data, list):
         raise BodyShapeError("REAL", "REAL frame without a data list")
@@ -370,4 +371,6 @@ def normalize_realtime(message: dict[str, Any]) -> dict[str, pl.DataFrame]:
 def _warn_unknown_fids(code: str, entries: list[dict[str, Any]], known: set[str]) -> None:
     unknown = sorted({k for e in entries[:1] for k in e["values"]} - known)
     if unknown:
-        warnings.warn(f"{code}: FIDs not in the catalog were dropped: {unknown}", UnknownFieldWarning, stacklevel=3)
+        warnings.warn(
+            f"{code}: FIDs not in the catalog were dropped: {unknown}", UnknownFieldWarning, stacklevel=3
+        )

@@ -127,17 +127,11 @@ def _parse_section(first_line: int, lines: list[str]) -> RawTR:
         if mode in examples:
             if bare == "```":
                 fenced = []
-            elif bare.startswith(("{", "[", "}", "'", '"')) and not line.startswith(
-                ("Header\t", "Body\t")
-            ):
+            elif bare.startswith(("{", "[", "}", "'", '"')) and not line.startswith(("Header\t", "Body\t")):
                 # examples laid out as one-line table cells (spreadsheet pages)
                 examples[mode].blocks.append(bare)
-            elif bare == "키움 REST API":
+            elif bare in ("키움 REST API", "API 정보"):  # the next page's header ends it
                 mode = None
-            elif bare and not bare.startswith("#"):
-                # text after the example (another page's header) ends it
-                if bare in ("API 정보",):
-                    mode = None
             continue
         if _TABLE_HEAD.match(line):
             continue

@@ -45,7 +45,12 @@ def test_broken_keys_are_repaired_against_the_examples():
 
 def test_tr_entry_carries_path_request_and_enumerations():
     tr = schemas.catalog().tr("ka10024")
-    assert (tr.path, tr.method, tr.category, tr.subcategory) == ("/api/dostk/stkinfo", "POST", "국내주식", "종목정보")
+    assert (tr.path, tr.method, tr.category, tr.subcategory) == (
+        "/api/dostk/stkinfo",
+        "POST",
+        "국내주식",
+        "종목정보",
+    )
     stex = next(r for r in tr.request if r["name"] == "stex_tp")
     assert stex["required"] and stex["length"] == 1
     assert stex["allowed"] == {"1": "KRX", "2": "NXT", "3": "통합"}
@@ -76,16 +81,28 @@ def test_broken_examples_each_say_why():
 
 def _raw(response: list[RawField], example: str) -> RawTR:
     return RawTR(
-        api_id="ka99990", name="test", menu="", method="POST", url="/api/dostk/chart",
-        prod_domain="", paper_domain="", paper_unsupported=False, request=[],
-        response=response, request_example=ExampleText(),
-        response_example=ExampleText([example]), first_line=1,
+        api_id="ka99990",
+        name="test",
+        menu="",
+        method="POST",
+        url="/api/dostk/chart",
+        prod_domain="",
+        paper_domain="",
+        paper_unsupported=False,
+        request=[],
+        response=response,
+        request_example=ExampleText(),
+        response_example=ExampleText([example]),
+        first_line=1,
     )
 
 
 def test_build_fails_on_a_damaged_key_without_a_reviewed_repair():
     raw = _raw(
-        [RawField("rows", "목록", "LIST", False, "", "", 0), RawField("cur_pr c", "현재가", "String", False, "", "", 1)],
+        [
+            RawField("rows", "목록", "LIST", False, "", "", 0),
+            RawField("cur_pr c", "현재가", "String", False, "", "", 1),
+        ],
         '{"rows": [{"cur_prc": "+100"}], "return_code": 0}',
     )
     with pytest.raises(CatalogBuildError, match="damaged key 'cur_pr c'"):
@@ -94,7 +111,10 @@ def test_build_fails_on_a_damaged_key_without_a_reviewed_repair():
 
 def test_build_fails_on_a_list_key_in_neither_table_nor_example():
     raw = _raw(
-        [RawField("rowz", "목록", "LIST", False, "", "", 0), RawField("cur_prc", "현재가", "String", False, "", "", 1)],
+        [
+            RawField("rowz", "목록", "LIST", False, "", "", 0),
+            RawField("cur_prc", "현재가", "String", False, "", "", 1),
+        ],
         '{"rows": [{"cur_prc": "+100"}], "return_code": 0}',
     )
     with pytest.raises(CatalogBuildError, match="list key 'rowz'"):
@@ -104,7 +124,10 @@ def test_build_fails_on_a_list_key_in_neither_table_nor_example():
 def test_build_fails_when_a_repair_does_not_match_the_example(monkeypatch):
     monkeypatch.setitem(build_catalog.BROKEN_KEYS, ("ka99990", "ro ws"), "rows_fixed")
     raw = _raw(
-        [RawField("ro ws", "목록", "LIST", False, "", "", 0), RawField("cur_prc", "현재가", "String", False, "", "", 1)],
+        [
+            RawField("ro ws", "목록", "LIST", False, "", "", 0),
+            RawField("cur_prc", "현재가", "String", False, "", "", 1),
+        ],
         '{"rows": [{"cur_prc": "+100"}], "return_code": 0}',
     )
     with pytest.raises(CatalogBuildError, match="not in the example"):

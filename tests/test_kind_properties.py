@@ -83,14 +83,27 @@ def test_times_round_trip(times):
     assert run(Kind.TIME, [t.strftime("%H%M%S") for t in times])["v"].to_list() == times
 
 
-@given(st.lists(st.datetimes(dt.datetime(1990, 1, 1), dt.datetime(2090, 1, 1)).map(lambda d: d.replace(microsecond=0)),
-                min_size=1, max_size=30))
+@given(
+    st.lists(
+        st.datetimes(dt.datetime(1990, 1, 1), dt.datetime(2090, 1, 1)).map(
+            lambda d: d.replace(microsecond=0)
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
 def test_timestamps_are_korean_time(stamps):
     frame = run(Kind.TIMESTAMP, [d.strftime("%Y%m%d%H%M%S") for d in stamps])
     assert frame["v"].to_list() == [d.replace(tzinfo=KST) for d in stamps]
 
 
-@given(st.lists(st.tuples(st.from_regex(r"\A[0-9A-Z]{6}\Z"), st.sampled_from(["", "_NX", "_AL"])), min_size=1, max_size=30))
+@given(
+    st.lists(
+        st.tuples(st.from_regex(r"\A[0-9A-Z]{6}\Z"), st.sampled_from(["", "_NX", "_AL"])),
+        min_size=1,
+        max_size=30,
+    )
+)
 def test_codes_keep_leading_zeros_and_split_venue(pairs):
     frame = run(Kind.CODE, [c + s for c, s in pairs], venue=True)
     assert frame["v"].to_list() == [c for c, _ in pairs]
@@ -118,8 +131,10 @@ def test_numeric_garbage_is_rejected_with_field_and_value(kind, junk):
     assert info.value.value == junk and info.value.field == "v" and info.value.api_id == "kaTEST"
 
 
-@given(st.sampled_from([Kind.DATE, Kind.TIME, Kind.TIMESTAMP]),
-       st.one_of(garbage, st.sampled_from(["20251301", "20250230", "246000", "2025010112", "1234567"])))
+@given(
+    st.sampled_from([Kind.DATE, Kind.TIME, Kind.TIMESTAMP]),
+    st.one_of(garbage, st.sampled_from(["20251301", "20250230", "246000", "2025010112", "1234567"])),
+)
 def test_temporal_garbage_is_rejected(kind, junk):
     with pytest.raises(FieldValueError):
         run(kind, [junk])

@@ -23,15 +23,24 @@ def daily(rows, **extra):
 
 def row(**kw):
     base = {
-        "cur_prc": "70100", "trde_qty": "9263135", "trde_prica": "648525", "dt": "20250908",
-        "open_pric": "69800", "high_pric": "70500", "low_pric": "69600", "pred_pre": "+600",
-        "pred_pre_sig": "2", "trde_tern_rt": "+0.16",
+        "cur_prc": "70100",
+        "trde_qty": "9263135",
+        "trde_prica": "648525",
+        "dt": "20250908",
+        "open_pric": "69800",
+        "high_pric": "70500",
+        "low_pric": "69600",
+        "pred_pre": "+600",
+        "pred_pre_sig": "2",
+        "trde_tern_rt": "+0.16",
     }
     return {**base, **kw}
 
 
 def test_daily_chart_is_typed_by_kind():
-    frame = schemas.normalize("ka10081", daily([row(), row(cur_prc="-69500", pred_pre="--600", dt="20250905")]))
+    frame = schemas.normalize(
+        "ka10081", daily([row(), row(cur_prc="-69500", pred_pre="--600", dt="20250905")])
+    )
     expected = pl.DataFrame(
         {
             "cur_prc": [70100, 69500],
@@ -48,27 +57,49 @@ def test_daily_chart_is_typed_by_kind():
 
 
 def test_direction_marker_is_split_from_the_price():
-    frame = schemas.normalize("ka10081", daily([row(cur_prc="+74800"), row(cur_prc="-42900"), row(cur_prc="100")]))
+    frame = schemas.normalize(
+        "ka10081", daily([row(cur_prc="+74800"), row(cur_prc="-42900"), row(cur_prc="100")])
+    )
     assert frame["cur_prc"].to_list() == [74800, 42900, 100]
     assert frame["cur_prc_dir"].to_list() == [1, -1, 0]
 
 
 def test_doubled_signs_are_one_negative_sign():
-    frame = schemas.normalize("ka10081", daily([row(pred_pre="--3472"), row(pred_pre="-3472"), row(pred_pre="+3472")]))
+    frame = schemas.normalize(
+        "ka10081", daily([row(pred_pre="--3472"), row(pred_pre="-3472"), row(pred_pre="+3472")])
+    )
     assert frame["pred_pre"].to_list() == [-3472, -3472, 3472]
 
 
 def test_empty_strings_become_null_never_zero():
-    frame = schemas.normalize("ka10081", daily([row(cur_prc="", pred_pre="", trde_tern_rt="", pred_pre_sig="")]))
+    frame = schemas.normalize(
+        "ka10081", daily([row(cur_prc="", pred_pre="", trde_tern_rt="", pred_pre_sig="")])
+    )
     assert frame.select("cur_prc", "cur_prc_dir", "pred_pre", "trde_tern_rt", "pred_pre_sig").row(0) == (
-        None, None, None, None, None,
+        None,
+        None,
+        None,
+        None,
+        None,
     )
 
 
 def test_index_levels_become_real_levels():
-    body = {"inds_cd": "001", "inds_dt_pole_qry": [
-        {"cur_prc": "252127", "trde_qty": "393564", "dt": "20250210", "open_pric": "-251064",
-         "high_pric": "252733", "low_pric": "249918", "trde_prica": "10582466"}], "return_code": 0}
+    body = {
+        "inds_cd": "001",
+        "inds_dt_pole_qry": [
+            {
+                "cur_prc": "252127",
+                "trde_qty": "393564",
+                "dt": "20250210",
+                "open_pric": "-251064",
+                "high_pric": "252733",
+                "low_pric": "249918",
+                "trde_prica": "10582466",
+            }
+        ],
+        "return_code": 0,
+    }
     frame = schemas.normalize("ka20006", body)
     assert frame["cur_prc"].to_list() == [2521.27]
     assert frame["open_pric"].to_list() == [2510.64] and frame["open_pric_dir"].to_list() == [-1]
@@ -94,10 +125,23 @@ def _body_with(tr, name, value):
 
 
 def test_minute_bars_are_korean_timestamps():
-    body = {"stk_cd": "005930_NX", "stk_min_pole_chart_qry": [
-        {"cur_prc": "-78800", "trde_qty": "7913", "cntr_tm": "20250917132000", "open_pric": "-78850",
-         "high_pric": "-78900", "low_pric": "-78800", "acc_trde_qty": "14947571", "pred_pre": "-600",
-         "pred_pre_sig": "5"}], "return_code": 0}
+    body = {
+        "stk_cd": "005930_NX",
+        "stk_min_pole_chart_qry": [
+            {
+                "cur_prc": "-78800",
+                "trde_qty": "7913",
+                "cntr_tm": "20250917132000",
+                "open_pric": "-78850",
+                "high_pric": "-78900",
+                "low_pric": "-78800",
+                "acc_trde_qty": "14947571",
+                "pred_pre": "-600",
+                "pred_pre_sig": "5",
+            }
+        ],
+        "return_code": 0,
+    }
     frame = schemas.normalize("ka10080", body)
     assert frame["cntr_tm"].to_list() == [dt.datetime(2025, 9, 17, 13, 20, tzinfo=KST)]
     assert frame.schema["cntr_tm"] == pl.Datetime("us", "Asia/Seoul")
@@ -139,7 +183,9 @@ def test_bad_bodies_are_errors():
     with pytest.raises(BodyShapeError, match="not a list"):
         schemas.normalize("ka10081", {"stk_dt_pole_chart_qry": "x", "return_code": 0})
     with pytest.raises(BodyShapeError, match="return_code 5"):
-        schemas.normalize("ka10081", {"return_code": 5, "return_msg": "[1700:허용된 요청 개수를 초과하였습니다]"})
+        schemas.normalize(
+            "ka10081", {"return_code": 5, "return_msg": "[1700:허용된 요청 개수를 초과하였습니다]"}
+        )
 
 
 def test_unknown_keys_warn_and_are_not_silently_kept():
@@ -167,8 +213,11 @@ def test_scalar_colliding_with_item_becomes_body_column():
 
 
 def test_pages_path_equals_dict_path_and_drops_empty_pages():
-    pages = [json.dumps(daily([row(), row(dt="20250905")])).encode(), json.dumps(daily([])).encode(),
-             json.dumps(daily([row(dt="20250904", cur_prc="-1")])).encode()]
+    pages = [
+        json.dumps(daily([row(), row(dt="20250905")])).encode(),
+        json.dumps(daily([])).encode(),
+        json.dumps(daily([row(dt="20250904", cur_prc="-1")])).encode(),
+    ]
     fast = schemas.normalize_pages("ka10081", pages)
     slow = pl.concat([schemas.normalize("ka10081", json.loads(p)) for p in pages])
     assert_frame_equal(fast, slow)
@@ -186,10 +235,23 @@ def test_pages_path_rejects_broken_pages_whole():
 
 
 def test_realtime_trade_gets_canonical_columns_and_side():
-    msg = {"trnm": "REAL", "data": [
-        {"type": "0B", "name": "주식체결", "item": "005930", "values": {"20": "165208", "10": "-20800", "15": "+82", "13": "30379732"}},
-        {"type": "0B", "name": "주식체결", "item": "000660_NX", "values": {"20": "090001", "10": "+1000", "15": "-7", "13": "5"}},
-    ]}
+    msg = {
+        "trnm": "REAL",
+        "data": [
+            {
+                "type": "0B",
+                "name": "주식체결",
+                "item": "005930",
+                "values": {"20": "165208", "10": "-20800", "15": "+82", "13": "30379732"},
+            },
+            {
+                "type": "0B",
+                "name": "주식체결",
+                "item": "000660_NX",
+                "values": {"20": "090001", "10": "+1000", "15": "-7", "13": "5"},
+            },
+        ],
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         frames = schemas.normalize_realtime(msg)
@@ -220,5 +282,7 @@ def test_realtime_other_types_keep_fid_names_and_bad_frames_fail():
         schemas.normalize_realtime({"trnm": "PING"})
     with pytest.raises(UnknownTRError):
         schemas.normalize_realtime({"trnm": "REAL", "data": [{"type": "ZZ", "item": "1", "values": {}}]})
-    with pytest.raises(FieldValueError, match="0B.10"):
-        schemas.normalize_realtime({"trnm": "REAL", "data": [{"type": "0B", "item": "1", "values": {"10": "abc"}}]})
+    with pytest.raises(FieldValueError, match=r"0B\.10"):
+        schemas.normalize_realtime(
+            {"trnm": "REAL", "data": [{"type": "0B", "item": "1", "values": {"10": "abc"}}]}
+        )
