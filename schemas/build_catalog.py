@@ -436,11 +436,12 @@ def _build_tr(raw: RawTR, toc: dict[str, list[str]], log: list[str]) -> dict[str
     ex_keys = _example_keys(example) if example is not None and not broken_reason else set()
 
     request_example = None
+    request_example_error = None
     if raw.request_example.blocks:
         try:
             request_example, _ = parse_example_blocks(raw.request_example.blocks)
-        except ValueError:
-            request_example = None
+        except ValueError as exc:  # kept in the catalog: only responses are normalized
+            request_example_error = str(exc)
 
     def fix(printed: str, is_list: bool, is_request: bool = False) -> str:
         if (api_id, printed) in BROKEN_IN_BOTH:
@@ -593,6 +594,8 @@ def _build_tr(raw: RawTR, toc: dict[str, list[str]], log: list[str]) -> dict[str
     }
     if broken_reason:
         tr["example_broken"] = broken_reason
+    if request_example_error:
+        tr["request_example_error"] = request_example_error
     return tr
 
 

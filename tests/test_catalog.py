@@ -79,7 +79,7 @@ def test_broken_examples_each_say_why():
     assert "ka20005" in broken
 
 
-def _raw(response: list[RawField], example: str) -> RawTR:
+def _raw(list_key: str, item_key: str) -> RawTR:
     return RawTR(
         api_id="ka99990",
         name="test",
@@ -90,48 +90,37 @@ def _raw(response: list[RawField], example: str) -> RawTR:
         paper_domain="",
         paper_unsupported=False,
         request=[],
-        response=response,
+        response=[
+            RawField(list_key, "목록", "LIST", False, "", "", 0),
+            RawField(item_key, "현재가", "String", False, "", "", 1),
+        ],
         request_example=ExampleText(),
-        response_example=ExampleText([example]),
+        response_example=ExampleText(['{"rows": [{"cur_prc": "+100"}], "return_code": 0}']),
         first_line=1,
     )
 
 
-def test_build_fails_on_a_damaged_key_without_a_reviewed_repair():
-    raw = _raw(
-        [
-            RawField("rows", "목록", "LIST", False, "", "", 0),
-            RawField("cur_pr c", "현재가", "String", False, "", "", 1),
-        ],
-        '{"rows": [{"cur_prc": "+100"}], "return_code": 0}',
-    )
-    with pytest.raises(CatalogBuildError, match="damaged key 'cur_pr c'"):
-        build_catalog._build_tr(raw, {}, [])
+@pytest.mark.parametrize(
+    ("list_key", "item_key", "repair", "message"),
+    [
+        ("rows", "cur_pr c", None, "damaged key 'cur_pr c' has no reviewed repair"),
+        ("rowz", "cur_prc", None, "list key 'rowz' is in neither"),
+        ("ro ws", "cur_prc", "rows_fixed", "'rows_fixed' .* is not in the example"),
+    ],
+)
+def test_build_fails_loudly_on_keys_matching_neither_table_nor_example(
+    monkeypatch, list_key, item_key, repair, message
+):
+    if repair:
+        monkeypatch.setitem(build_catalog.BROKEN_KEYS, ("ka99990", list_key), repair)
+    with pytest.raises(CatalogBuildError, match=message):
+        build_catalog._build_tr(_raw(list_key, item_key), {}, [])
 
 
-def test_build_fails_on_a_list_key_in_neither_table_nor_example():
-    raw = _raw(
-        [
-            RawField("rowz", "목록", "LIST", False, "", "", 0),
-            RawField("cur_prc", "현재가", "String", False, "", "", 1),
-        ],
-        '{"rows": [{"cur_prc": "+100"}], "return_code": 0}',
-    )
-    with pytest.raises(CatalogBuildError, match="list key 'rowz'"):
-        build_catalog._build_tr(raw, {}, [])
-
-
-def test_build_fails_when_a_repair_does_not_match_the_example(monkeypatch):
-    monkeypatch.setitem(build_catalog.BROKEN_KEYS, ("ka99990", "ro ws"), "rows_fixed")
-    raw = _raw(
-        [
-            RawField("ro ws", "목록", "LIST", False, "", "", 0),
-            RawField("cur_prc", "현재가", "String", False, "", "", 1),
-        ],
-        '{"rows": [{"cur_prc": "+100"}], "return_code": 0}',
-    )
-    with pytest.raises(CatalogBuildError, match="not in the example"):
-        build_catalog._build_tr(raw, {}, [])
+def test_a_reviewed_repair_that_matches_the_example_builds(monkeypatch):
+    monkeypatch.setitem(build_catalog.BROKEN_KEYS, ("ka99990", "ro ws"), "rows")
+    tr = build_catalog._build_tr(_raw("ro ws", "cur_prc"), {}, [])
+    assert tr["main_list"] == "rows" and tr["lists"][0]["items"][0]["kind"] == "price"
 
 
 def test_catalog_file_is_plain_json_with_kinds_on_every_field():
