@@ -325,7 +325,7 @@ def _example_keys(value: Any) -> set[str]:
     return keys
 
 
-def _fits(kind: Kind, value: Any, decimals: int = 0) -> bool:
+def _fits(kind: Kind, value: Any) -> bool:
     """Build-time check of one example value against a kind (not the hot path)."""
     if not isinstance(value, str):
         return kind in (Kind.TEXT, Kind.ENUM, Kind.CODE)
@@ -371,10 +371,10 @@ def _field_entry(
         Inferred(override, reason="override") if override else infer_kind(name, raw.label, raw.description)
     )
     kind, reason, decimals = inferred.kind, inferred.reason, inferred.decimals
-    if not all(_fits(kind, v, decimals) for v in example_values):
+    if not all(_fits(kind, v) for v in example_values):
         for candidate in _FALLBACKS.get(kind, ()):
             if all(_fits(candidate, v) for v in example_values):
-                bad = next(v for v in example_values if not _fits(kind, v, decimals))
+                bad = next(v for v in example_values if not _fits(kind, v))
                 reason = f"example {bad!r} is not a {kind.value}; was: {reason}"
                 kind, decimals = candidate, 0
                 break

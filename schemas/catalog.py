@@ -85,10 +85,6 @@ class TR:
         return next((lst for lst in self.lists if lst.key == self.main_list), None)
 
     @property
-    def required_fields(self) -> list[str]:
-        return [r["name"] for r in self.request if r.get("required")]
-
-    @property
     def example(self) -> dict[str, Any] | None:
         return self.raw.get("response_example")
 

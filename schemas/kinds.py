@@ -3,9 +3,8 @@
 Every response field of the catalog has exactly one kind (DESIGN.md decision 2).
 ``infer_kind`` assigns it from the element name, the Korean label and the
 description; ``schemas/build_catalog.py`` adds reviewed overrides and checks
-the result against the reference's examples.  ``convert`` turns one string
-column into typed columns with vectorized Polars expressions; it never loops
-over rows in Python.
+the result against the reference's examples.  ``output_columns`` says which
+typed columns a field becomes; ``schemas.normalize`` converts them.
 """
 
 from __future__ import annotations
@@ -42,11 +41,6 @@ class Unit(StrEnum):
     THOUSAND_WON = "KRW_1e3"
     MILLION_WON = "KRW_1e6"
     HUNDRED_MILLION_WON = "KRW_1e8"
-
-
-NUMERIC_KINDS = frozenset(
-    {Kind.PRICE, Kind.SIGNED, Kind.RATE, Kind.INDEX, Kind.QTY, Kind.AMOUNT, Kind.SIDE_QTY}
-)
 
 
 @dataclass(frozen=True)
@@ -137,7 +131,7 @@ def infer_kind(name: str, label: str, description: str = "") -> Inferred:
 
     # prices (direction-signed against the previous close)
     if (
-        any(t in toks for t in ("prc", "pric", "uv", "prica", "hgst", "lwst", "stdpc", "upl", "lol"))
+        any(t in toks for t in ("prc", "pric", "uv", "hgst", "lwst", "stdpc", "upl", "lol"))
         or re.search(r"(^|_)(sel|buy)_?\d*(th)?_?bid$", name.lower()) is not None
         or re.search(r"\d+bid$", name.lower()) is not None
         or lab.endswith(("가", "호가", "단가", "가격", "최고", "최저"))

@@ -30,7 +30,6 @@ __all__ = [
     "normalize_pages",
     "normalize_realtime",
     "output_schema",
-    "realtime_column",
 ]
 
 
@@ -210,10 +209,9 @@ def _warn_unknown(tr: TR, keys: Iterable[str], known: set[str]) -> None:
         )
 
 
-def _check_return_code(api_id: str, body: dict[str, Any]) -> None:
-    code = body.get("return_code", 0)
+def _check_return_code(api_id: str, code: object, message: object, where: str = "") -> None:
     if code not in (0, "0", None):
-        raise BodyShapeError(api_id, f"error body (return_code {code}): {body.get('return_msg', '')!r}")
+        raise BodyShapeError(api_id, f"{where}error body (return_code {code}): {message or ''!r}")
 
 
 def normalize(api_id: str, body: dict[str, Any]) -> pl.DataFrame:
@@ -225,7 +223,7 @@ def normalize(api_id: str, body: dict[str, Any]) -> pl.DataFrame:
     tr = catalog().tr(api_id)
     if not isinstance(body, dict):
         raise BodyShapeError(api_id, f"body is a {type(body).__name__}, not an object")
-    _check_return_code(api_id, body)
+    _check_return_code(api_id, body.get("return_code"), body.get("return_msg"))
     main = tr.main
     scalar_fields = tr.row_fields()[len(main.items) if main else 0 :]
     scalar_names = _wire_names(tr.response)
@@ -305,9 +303,7 @@ def normalize_pages(api_id: str, pages: Iterable[bytes]) -> pl.DataFrame:
             df = pl.read_json(io.BytesIO(page), schema=schema)
         except pl.exceptions.PolarsError as exc:
             raise BodyShapeError(api_id, f"page {n} is not a {api_id} body: {exc}") from exc
-        code = df.item(0, "return_code")
-        if code not in (0, None):
-            raise BodyShapeError(api_id, f"page {n} is an error body (return_code {code})")
+        _check_return_code(api_id, df.item(0, "return_code"), df.item(0, "return_msg"), f"page {n}: ")
         return df
 
     # the JSON reader releases the GIL: two pages at a time on two cores
@@ -323,11 +319,6 @@ def normalize_pages(api_id: str, pages: Iterable[bytes]) -> pl.DataFrame:
     )
     frame = _coalesce_aliases(exploded, tr.row_fields())
     return convert(api_id, frame.select(f.name for f in tr.row_fields()), tr.row_fields())
-
-
-def realtime_column(code: str, f: Field) -> str:
-    """Column name of a realtime FID: canonical for 0B/0D, ``fid_<n>`` otherwise."""
-    return f.column or f"fid_{f.name}"
 
 
 def normalize_realtime(message: dict[str, Any]) -> dict[str, pl.DataFrame]:
@@ -362,14 +353,14 @@ def normalize_realtime(message: dict[str, Any]) -> dict[str, pl.DataFrame]:
         ).with_columns(pl.Series("item", [e.get("item") for e in entries], pl.String))
         _warn_unknown_fids(code, entries, set(rt.by_fid()))
         item = Field("item", "종목코드", "", Kind.CODE, "", venue=True)
-        names = {f.name: realtime_column(code, f) for f in fields}
+        names = {f.name: f.column or f"fid_{f.name}" for f in fields}  # canonical for 0B/0D
         typed = convert(code, frame, (*fields, item), names)
         out[code] = typed.select(pl.lit(code).alias("type"), pl.all())
     return out
 
 
 def _warn_unknown_fids(code: str, entries: list[dict[str, Any]], known: set[str]) -> None:
-    unknown = sorted({k for e in entries[:1] for k in e["values"]} - known)
+    unknown = sorted({k for e in entries for k in e["values"]} - known)
     if unknown:
         warnings.warn(
             f"{code}: FIDs not in the catalog were dropped: {unknown}", UnknownFieldWarning, stacklevel=3
