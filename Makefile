@@ -32,6 +32,7 @@ catalog: venv
 
 bench: venv
 	$(BIN)/python bench/normalize.py
+	$(BIN)/python bench/ratelimit.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

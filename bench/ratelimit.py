@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import platform
 import statistics
 import tempfile
@@ -85,6 +86,7 @@ def run_once(server_limit: float, client_rate: float, n: int, workers: int) -> R
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.ERROR)  # retries are counted in the table, not logged one by one
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=300)
     ap.add_argument("--runs", type=int, default=3)

@@ -99,6 +99,42 @@ def _show_realtime(rt: schemas.RealtimeType) -> None:
     console.print(_field_table("FIDs", rt.fields))
 
 
+@app.command("sim")
+def sim_cmd(
+    port: Annotated[int, typer.Option(help="TCP port on loopback")] = 8123,
+    host: Annotated[str, typer.Option(help="address to bind; keep it loopback")] = "127.0.0.1",
+    rate: Annotated[float, typer.Option(help="TR requests per second per app key; 0 turns limits off")] = 5.0,
+    rejection: Annotated[str, typer.Option(help="how rate limits are refused: code (1700) or 429")] = "code",
+    token_lifetime: Annotated[float, typer.Option(help="token lifetime in seconds")] = 86_400.0,
+    stocks: Annotated[int, typer.Option(help="number of stocks in the universe")] = 300,
+    seed: Annotated[int, typer.Option(help="seed of the synthetic market")] = 7,
+    error_rate: Annotated[float, typer.Option(help="fault: share of requests answered HTTP 500")] = 0.0,
+    drop_rate: Annotated[float, typer.Option(help="fault: share of connections dropped mid-response")] = 0.0,
+    malformed_rate: Annotated[float, typer.Option(help="fault: share of truncated JSON bodies")] = 0.0,
+    latency: Annotated[float, typer.Option(help="fault: seconds added to every response")] = 0.0,
+) -> None:
+    """Serve the Kiwoom-compatible simulator (REST) until interrupted."""
+    from datetime import timedelta
+
+    from simulator.app import Faults, SimConfig
+    from simulator.server import serve
+
+    if rejection not in ("code", "429"):
+        raise typer.BadParameter("use code or 429", param_hint="--rejection")
+    config = SimConfig(
+        seed=seed,
+        n_stocks=stocks,
+        rate_limit=rate or None,
+        rejection=rejection,
+        token_lifetime=timedelta(seconds=token_lifetime),
+        faults=Faults(
+            error_rate=error_rate, drop_rate=drop_rate, malformed_rate=malformed_rate, latency=latency
+        ),
+    )
+    console.print(f"Kiwoom simulator on http://{host}:{port} (rate {rate or 'unlimited'}/s, seed {seed})")
+    serve(config, host=host, port=port)
+
+
 @app.command()
 def demo() -> None:
     """Show what exists: the catalog, and the reference's examples normalized."""

@@ -6,6 +6,9 @@ import asyncio
 import itertools
 import os
 import stat
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 
@@ -19,6 +22,7 @@ from connectors import (
     KiwoomAuth,
     KiwoomClient,
     OrderRefused,
+    Page,
     PagingError,
     RateLimiter,
     RateLimits,
@@ -29,7 +33,7 @@ from connectors import (
 )
 from simulator import calendar as cal
 from simulator.app import Faults, SimConfig, Simulator
-from simulator.server import SimServer
+from simulator.server import SimServer, free_port
 
 KST = cal.KST
 AFTER_CLOSE = datetime(2025, 12, 30, 16, 0, tzinfo=KST)
@@ -374,3 +378,30 @@ def test_wrong_path_and_unknown_api_id_codes(server):
     wrong_path, unknown = run(go())
     assert "[1504:" in wrong_path["return_msg"] and wrong_path["return_code"] != 0
     assert "[1505:" in unknown["return_msg"]
+
+
+def test_kwh_sim_serves_on_the_given_port(tmp_path):
+    port = free_port()
+    kwh = [sys.executable, "-c", "from flows.cli import app; app()"]
+    proc = subprocess.Popen([*kwh, "sim", "--port", str(port), "--rate", "0"], stdout=subprocess.DEVNULL)
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(base_url + "/_sim/stats", timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, "kwh sim did not come up"
+                time.sleep(0.2)
+        settings = Settings.load(base_url=base_url, env={}, env_file=None, token_cache=None)
+
+        async def go() -> Page:
+            async with KiwoomClient(settings, limiter=RateLimiter(RateLimits(total=None))) as kw:
+                return await kw.request("ka10001", {"stk_cd": "005930"})
+
+        page = run(go())
+        assert page.body["stk_nm"] == "삼성전자"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
