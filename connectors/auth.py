@@ -119,7 +119,7 @@ def is_token_invalid(response: httpx.Response) -> bool:
 
 
 class KiwoomAuth(httpx.Auth):
-    requires_response_body = True
+    """Reads response bodies itself (``aread``): ``requires_response_body`` only serves the default flows."""
 
     def __init__(
         self,

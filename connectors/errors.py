@@ -8,7 +8,7 @@
     │   └── OrderRefused        this product never trades
     ├── TransientError          retried with backoff; raised once the retries run out
     │   ├── RateLimited         1700 / 1701 / 1702 / 1687, HTTP 429
-    │   ├── ServerError         HTTP 5xx
+    │   ├── ServerError         HTTP 5xx, 1999 (unexpected server error)
     │   ├── ConnectionFailed    timeouts, refused or dropped connections
     │   └── MalformedResponse   a body that is not a JSON object
     ├── AuthError               token issue failed, or 8005 again after the one re-issue
@@ -52,6 +52,7 @@ TOKEN_INVALID = 8005
 RATE_LIMIT_CODES = {1700: "api", 1701: "total", 1702: "group", 1687: "api"}
 UNKNOWN_API_CODES = {1504, 1505}
 UNKNOWN_SYMBOL_CODES = {1901, 1902}
+SERVER_ERROR_CODES = {1999}
 INVALID_REQUEST_CODES = {1511, 1512, 1513, 1514, 1515, 1516, 1517, 1634}
 
 _EMBEDDED = re.compile(r"\[(\d{4}):|CODE=(\d{4})")
@@ -203,6 +204,6 @@ def classify(api_id: str | None, body: dict[str, Any], http_status: int = 200) -
         return InvalidRequest(text, **kw)
     if http_status == 429:
         return RateLimited(text, **kw)
-    if http_status >= 500:
+    if code in SERVER_ERROR_CODES or http_status >= 500:
         return ServerError(text, **kw)
     return ApiError(text, **kw)

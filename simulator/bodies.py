@@ -140,9 +140,11 @@ def _value(f: Field, ctx: Ctx, direction: bool, example: dict[str, str]) -> str:
     key = FIELD_MAP.get(f.wire or f.name)
     if key == "ts" and f.kind == Kind.TIME:
         key = "time"
-    value = ctx[key] if key is not None else None
-    if value is None:
+    if key is None:  # a field the market does not model: the reference's own example value
         return _example_value(f, example)
+    value = ctx[key]
+    if value is None:  # modelled, but no value here (no previous close, no flows that day)
+        return ""
     if f.kind in (Kind.TEXT, Kind.ENUM) and isinstance(value, int | float):
         return str(round(value))
     return format_value(f, value, ctx.get("prev_close"), direction)

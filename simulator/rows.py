@@ -17,6 +17,7 @@ an offset; positions are stable while today's session grows.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -28,7 +29,7 @@ from simulator import calendar as cal
 from simulator.market import Bar, Market
 from simulator.universe import Instrument
 
-__all__ = ["CHARTS", "Ctx", "Rows", "day_bar", "last_day", "parse_day", "rows_for"]
+__all__ = ["CHARTS", "Ctx", "Rows", "last_day", "parse_day", "rows_for"]
 
 # api-id -> (instrument kind, interval, today only)
 CHARTS: dict[str, tuple[str, str, bool]] = {
@@ -114,6 +115,8 @@ class Ctx(dict[str, Any]):
             self.setdefault("name", inst.name)
             self.setdefault("shares", inst.shares)
             self.setdefault("listed", inst.listed)
+            if inst.shares and values.get("volume") is not None:
+                self.setdefault("turnover_rate", round(values["volume"] / inst.shares * 100, 2))
             self.setdefault("market_code", _MARKET_CODES.get(inst.market, ""))
             self.setdefault("market_name", _MARKET_NAMES.get(inst.market, inst.market))
 
@@ -131,7 +134,7 @@ class Ctx(dict[str, Any]):
 
 def _bar_values(bar: Bar, prev: float | None) -> dict[str, Any]:
     change = None if prev is None else bar.close - prev
-    rate = 0.0 if not prev else round(change / prev * 100, 2)  # type: ignore[operator]
+    rate = None if not prev else round(change / prev * 100, 2)  # type: ignore[operator]
     return {
         "close": bar.close,
         "open": bar.open,
@@ -147,7 +150,7 @@ def _bar_values(bar: Bar, prev: float | None) -> dict[str, Any]:
         "prev_close": prev,
         "change": change,
         "change_rate": rate,
-        "sign": "3" if not change else ("2" if change > 0 else "5"),
+        "sign": None if change is None else "3" if not change else "2" if change > 0 else "5",
     }
 
 
@@ -256,27 +259,6 @@ for _key, _group in _GROUPS.items():
     _GROUP_KEYS.setdefault(_group, []).append(_key)
 
 
-def day_bar(market: Market, code: str, day: date, now: datetime) -> Bar | None:
-    """The daily bar as of ``now``: today's grows with the session."""
-    if day < now.date() or now.time() >= cal.SESSION_CLOSE:
-        return market.daily_bar(code, day)
-    if day > now.date():
-        return None
-    minutes = market.minutes(code, day, now)
-    if not minutes:
-        return None
-    return Bar(
-        day,
-        None,
-        minutes[0].open,
-        max(b.high for b in minutes),
-        min(b.low for b in minutes),
-        minutes[-1].close,
-        sum(b.volume for b in minutes),
-        sum(b.turnover for b in minutes),
-    )
-
-
 def last_day(now: datetime) -> date:
     """The latest trading day with data at ``now`` (today once the session opened)."""
     today = now.date()
@@ -352,26 +334,16 @@ def _chart(
         rows, nxt = _page(intraday(), size)
         return Rows(rows, Ctx(market, inst, None, opts), nxt, direction=interval == "minute")
 
-    end = min(parse_day(opts.get("base_dt")) or now.date(), now.date())
-    if cursor:
-        end = min(end, parse_day(cursor) or end)
-    if interval == "daily":
-        days = market.daily(code, market.epoch, end)
-        if (
-            end >= now.date()
-            and (today := day_bar(market, code, now.date(), now))
-            and now.time() < cal.SESSION_CLOSE
-        ):
-            days = [*days, today]
-        bars = days
-    else:
-        complete = now.date() if now.time() >= cal.SESSION_CLOSE else cal.previous_trading_day(now.date())
-        bars = getattr(market, interval)(code, market.epoch, min(end, complete))
-        bars = [b for b in bars if b.day <= end]
+    # the whole series up to the base date (today's period partial, as the session stands),
+    # then the part older than the cursor: a period is never cut at a page boundary
+    base = min(parse_day(opts.get("base_dt")) or now.date(), now.date())
+    bars = getattr(market, interval)(code, market.epoch, base, now)
+    if cursor and (at := parse_day(cursor)):
+        bars = bars[: bisect_right([b.day for b in bars], at)]
 
     def periods() -> Iterator[tuple[str, Ctx]]:
         for i in range(len(bars) - 1, -1, -1):
-            prev = bars[i - 1].close if i else None
+            prev = bars[i - 1].close if i else market.prev_close(code, bars[0].day)
             yield f"{bars[i].day:%Y%m%d}", Ctx(market, inst, bars[i].day, opts, **_bar_values(bars[i], prev))
 
     rows, nxt = _page(periods(), size)
@@ -390,7 +362,7 @@ def _series(
 
     def items() -> Iterator[tuple[str, Ctx]]:
         for day in reversed(days):
-            bar = day_bar(market, inst.code, day, now)
+            bar = market.daily_bar(inst.code, day, now)
             if bar is None:
                 continue
             values = _bar_values(bar, market.prev_close(inst.code, day))
@@ -425,7 +397,7 @@ def _intraday(
 
 def _latest(market: Market, inst: Instrument, opts: dict[str, str], now: datetime) -> Ctx:
     day = last_day(now)
-    bar = day_bar(market, inst.code, day, now)
+    bar = market.daily_bar(inst.code, day, now)
     values = _bar_values(bar, market.prev_close(inst.code, day)) if bar else {}
     return Ctx(market, inst, day, opts, **values)
 
@@ -445,7 +417,7 @@ def _market_list(
     def items() -> Iterator[tuple[str, Ctx]]:
         for i in range(offset, len(instruments)):
             inst = instruments[i]
-            bar = day_bar(market, inst.code, day, now) if inst.listed <= day else None
+            bar = market.daily_bar(inst.code, day, now)
             values = _bar_values(bar, market.prev_close(inst.code, day)) if bar else {}
             yield str(i), Ctx(market, inst, day, opts, **values)
 

@@ -70,6 +70,7 @@ from connectors.auth import KST
         ({"return_code": 2, "return_msg": "[1504:URI]"}, 200, UnknownApi, 1504),
         ({"return_code": 2, "return_msg": "[8030:실전/모의]"}, 200, AuthError, 8030),
         ({"return_code": 7, "return_msg": "알 수 없는 오류"}, 200, ApiError, None),
+        ({"return_code": 2, "return_msg": "[1999:예기치 못한 에러]"}, 200, ServerError, 1999),
         ({"return_code": "x", "return_msg": ""}, 200, MalformedResponse, None),
         ({"return_msg": "busy"}, 429, RateLimited, None),
         ({"return_msg": "down"}, 503, ServerError, None),

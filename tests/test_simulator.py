@@ -48,6 +48,7 @@ def sim() -> Simulator:
 
 
 def fetch(sim: Simulator, api_id: str, body: dict[str, Any], pages: bool = False) -> list[Page]:
+    """One page, or with ``pages`` every page of the answer."""
     settings = Settings.load(base_url="http://sim.test", env={}, env_file=None, token_cache=None)
 
     async def go() -> list[Page]:
@@ -175,3 +176,18 @@ def test_next_key_is_bound_to_its_request(sim):
 
     answer = asyncio.run(go())
     assert "[1517:" in answer["return_msg"]
+
+
+@pytest.mark.parametrize("api_id", ["ka10081", "ka10082", "ka10083"])
+def test_pages_join_into_the_unpaged_series(api_id):
+    """A period is never cut at a page boundary: small pages join into the one big answer."""
+    body = {"stk_cd": "005930", "base_dt": "20251230", "upd_stkpc_tp": "1"}
+
+    def series(size: int) -> pl.DataFrame:
+        sizes = {"daily": size, "weekly": size, "monthly": size}
+        sim = Simulator(SimConfig(clock=lambda: AFTER_CLOSE, rate_limit=None, n_stocks=40, page_sizes=sizes))
+        return pl.concat(normalize(api_id, p.body) for p in fetch(sim, api_id, body, pages=True))
+
+    paged, whole = series(57), series(5000)
+    assert paged.height > 2 * 57
+    assert paged.equals(whole)
