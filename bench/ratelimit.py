@@ -31,7 +31,7 @@ from pathlib import Path
 
 from connectors import KiwoomClient, RateLimiter, RateLimits, Settings
 from simulator.app import SimConfig, Simulator
-from simulator.calendar import KST
+from schemas.calendar import KST
 from simulator.server import SimServer
 
 BODY = {"stk_cd": "005930", "base_dt": "20251230", "upd_stkpc_tp": "1"}

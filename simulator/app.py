@@ -35,7 +35,7 @@ from starlette.types import Receive, Scope, Send
 from schemas.catalog import TR, catalog
 from schemas.errors import UnknownTRError
 from simulator.bodies import build_body
-from simulator.calendar import KST
+from schemas.calendar import KST
 from simulator.market import Market
 from simulator.rows import CHARTS, parse_day, rows_for
 from simulator.universe import Universe, strip_venue

@@ -31,7 +31,7 @@ from datetime import date, datetime, timedelta
 from itertools import pairwise
 from statistics import NormalDist
 
-from simulator.calendar import next_trading_day, previous_trading_day, session_minutes, to_kst, trading_days
+from schemas.calendar import next_trading_day, previous_trading_day, session_minutes, to_kst, trading_days
 from simulator.universe import Instrument, Universe
 
 __all__ = [

@@ -25,7 +25,7 @@ from typing import Any
 
 from schemas.catalog import TR
 from schemas.kinds import Kind
-from simulator import calendar as cal
+from schemas import calendar as cal
 from simulator.market import Bar, Market
 from simulator.universe import Instrument
 

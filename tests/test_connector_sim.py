@@ -31,7 +31,7 @@ from connectors import (
     UnknownSymbol,
     rows_before,
 )
-from simulator import calendar as cal
+from schemas import calendar as cal
 from simulator.app import Faults, SimConfig, Simulator
 from simulator.server import SimServer, free_port
 

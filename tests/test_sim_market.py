@@ -13,7 +13,7 @@ from itertools import pairwise
 
 import pytest
 
-from simulator.calendar import (
+from schemas.calendar import (
     HOLIDAYS,
     KST,
     SESSION_BARS,

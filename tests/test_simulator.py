@@ -12,7 +12,7 @@ import pytest
 
 from connectors import KiwoomClient, Page, RateLimiter, RateLimits, Settings
 from schemas import catalog, normalize
-from simulator import calendar as cal
+from schemas import calendar as cal
 from simulator.app import SimConfig, Simulator
 
 KST = cal.KST
