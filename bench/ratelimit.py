@@ -30,8 +30,8 @@ from datetime import datetime
 from pathlib import Path
 
 from connectors import KiwoomClient, RateLimiter, RateLimits, Settings
-from simulator.app import SimConfig, Simulator
 from schemas.calendar import KST
+from simulator.app import SimConfig, Simulator
 from simulator.server import SimServer
 
 BODY = {"stk_cd": "005930", "base_dt": "20251230", "upd_stkpc_tp": "1"}

@@ -160,6 +160,27 @@ REALTIME_BROKEN_EXAMPLES: dict[str, str] = {
 # use Korean placeholders as element names.  Catalogued as printed.
 CONDITION_SEARCH = ("ka10171", "ka10172", "ka10173", "ka10174")
 
+# Investor-by-type columns, as each TR lists them.
+_INVESTOR_COLUMNS: dict[str, tuple[str, ...]] = {
+    "ka10059": (
+        "ind_invsr", "frgnr_invsr", "orgn", "fnnc_invt", "insrnc", "invrtt", "etc_fnnc",
+        "bank", "penfnd_etc", "samo_fund", "natn", "etc_corp", "natfor",
+    ),
+    "ka10060": (
+        "ind_invsr", "frgnr_invsr", "orgn", "fnnc_invt", "insrnc", "invrtt", "etc_fnnc",
+        "bank", "penfnd_etc", "samo_fund", "natn", "etc_corp", "natfor",
+    ),
+    "ka10061": (
+        "ind_invsr", "frgnr_invsr", "orgn", "fnnc_invt", "insrnc", "invtrt", "etc_fnnc",
+        "bank", "penfnd_etc", "samo_fund", "natn", "etc_corp", "natfor",
+    ),
+    "ka10064": ("frgnr_invsr", "orgn", "insrnc", "invtrt", "bank", "penfnd_etc", "natn", "etc_corp"),
+    "ka10066": (
+        "ind_invsr", "frgnr_invsr", "orgn", "fnnc_invt", "insrnc", "invtrt", "etc_fnnc",
+        "bank", "penfnd_etc", "samo_fund", "natn", "etc_corp",
+    ),
+}  # fmt: skip
+
 # Kinds the name/label rules get wrong, reviewed.  Key: (TR or "*", field).
 KIND_OVERRIDES: dict[tuple[str, str], Kind] = {
     ("*", "pred_pre_sig"): Kind.ENUM,
@@ -182,12 +203,62 @@ KIND_OVERRIDES: dict[tuple[str, str], Kind] = {
     # ka20005's example is a daily body, so nothing shows its time format;
     # the sector minute chart uses the stock minute chart's (ka10080) timestamps
     ("ka20005", "cntr_tm"): Kind.TIMESTAMP,
+    # investor-by-type columns are net figures with an arithmetic sign
+    # ("-639", "--28837"); the rules left them text and took 국가 (natn) for a price
+    **{(tr, name): Kind.SIGNED for tr, names in _INVESTOR_COLUMNS.items() for name in names},
+    # program trading: arbitrage / non-arbitrage sell, buy, today and cumulative
+    # ("+10734", "+327778"); ka90007's KOSPI200 is the index level ("+341.13").
+    # kosp200 of ka90005/ka90010 stays text: its examples disagree on scale
+    # ("+47839" in one, "0.00" in the other).
+    **{
+        (tr, name): Kind.SIGNED
+        for tr in ("ka90005", "ka90010")
+        for name in (
+            "dfrt_trde_sel",
+            "dfrt_trde_buy",
+            "ndiffpro_trde_sel",
+            "ndiffpro_trde_buy",
+            "all_sel",
+            "all_buy",
+        )
+    },
+    **{
+        ("ka90007", name): Kind.SIGNED
+        for name in (
+            "dfrt_trde_tdy",
+            "dfrt_trde_acc",
+            "ndiffpro_trde_tdy",
+            "ndiffpro_trde_acc",
+            "all_tdy",
+            "all_acc",
+        )
+    },
+    ("ka90007", "kospi200"): Kind.RATE,
+    # program trading by stock: repaid lending and balance totals, share counts
+    **{
+        (tr, name): Kind.QTY
+        for tr in ("ka90008", "ka90013")
+        for name in ("dbtr_trde_rpy_sum", "remn_rcvord_sum")
+    },
+    # stock lending: new, repaid and outstanding shares ("62932490", "2355269107")
+    **{
+        (tr, name): Kind.QTY
+        for tr in ("ka10068", "ka10069", "ka20068", "ka90012")
+        for name in ("dbrt_trde_cntrcnt", "dbrt_trde_rpy", "rmnd")
+    },
+    **{("ka10069", name): Kind.QTY for name in ("dbrt_trde_cntrcnt_sum", "dbrt_trde_rpy_sum", "rmnd_sum")},
+    # cumulative net buying over the period ("158", "28315"); the foreign limit in shares
+    ("ka10009", "orgn_dt_acc"): Kind.SIGNED,
+    ("ka10045", "orgn_dt_acc"): Kind.SIGNED,
+    ("ka10045", "for_dt_acc"): Kind.SIGNED,
+    ("ka10008", "frgnr_limit"): Kind.QTY,
 }
 
 # Turnover units the reference leaves unsaid, checked against its examples
 # (volume x price of the example rows): chart TRs and the 0B trade stream
 # report turnover in millions of won.
 _MILLION = "KRW_1e6"
+_THOUSAND = "KRW_1e3"
 UNIT_OVERRIDES: dict[tuple[str, str], str] = {
     **{
         (tr, "trde_prica"): _MILLION
@@ -204,6 +275,10 @@ UNIT_OVERRIDES: dict[tuple[str, str], str] = {
     },
     **{(tr, "acc_trde_prica"): _MILLION for tr in ("ka50081", "ka50082", "ka50083", "ka50092")},
     ("0B", "14"): _MILLION,
+    # short sales' turnover is in thousands of won: in every example row
+    # shrts_qty x shrts_avg_pric / shrts_trde_prica is 1000 (607315 x 57404 = 34,862,310,260
+    # won, sent as 34862170; the average price is rounded)
+    ("ka10014", "shrts_trde_prica"): _THOUSAND,
 }
 
 # Realtime FIDs that get canonical English column names (0B trades, 0D book).

@@ -32,10 +32,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from schemas.calendar import KST
 from schemas.catalog import TR, catalog
 from schemas.errors import UnknownTRError
 from simulator.bodies import build_body
-from schemas.calendar import KST
 from simulator.market import Market
 from simulator.rows import CHARTS, parse_day, rows_for
 from simulator.universe import Universe, strip_venue

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from schemas import calendar as cal
 from schemas.catalog import TR
 from schemas.kinds import Kind
-from schemas import calendar as cal
 from simulator.market import Bar, Market
 from simulator.universe import Instrument
 

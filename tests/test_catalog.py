@@ -10,6 +10,7 @@ import schemas
 from schemas import build_catalog
 from schemas.build_catalog import CatalogBuildError, build, dumps
 from schemas.catalog import CATALOG_PATH
+from schemas.kinds import Unit
 from schemas.reference import ExampleText, RawField, RawTR
 
 
@@ -41,6 +42,16 @@ def test_broken_keys_are_repaired_against_the_examples():
     assert cat.tr("ka10064").main_list == "opmr_invsr_trde_chart"
     field = next(f for f in cat.tr("ka10051").row_fields() if f.name == "native_trmt_frgnr_netprps")
     assert field.kind == schemas.Kind.SIGNED
+
+
+def test_short_selling_turnover_is_in_thousands_of_won():
+    tr = schemas.catalog().tr("ka10014")
+    field = next(f for f in tr.row_fields() if f.name == "shrts_trde_prica")
+    assert (field.kind, field.unit) == (schemas.Kind.AMOUNT, Unit.THOUSAND_WON.value)
+    # the reference's rows: short quantity x average price is the amount x 1000
+    for r in tr.example[tr.main.key]:
+        won = int(r["shrts_qty"]) * int(r["shrts_avg_pric"])
+        assert won / int(r["shrts_trde_prica"]) == pytest.approx(1000, rel=1e-3)
 
 
 def test_tr_entry_carries_path_request_and_enumerations():

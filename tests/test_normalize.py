@@ -124,6 +124,16 @@ def _body_with(tr, name, value):
     return example
 
 
+def test_investor_nets_keep_their_sign():
+    # 국가 (natn) once passed for a price: "-639" became 639 with a direction of -1
+    tr = schemas.catalog().tr("ka10059")
+    body = _body_with(tr, "natn", "-639")
+    body[tr.main.key][0].update(ind_invsr="--28837", frgnr_invsr="+61779")
+    frame = schemas.normalize("ka10059", body)
+    assert frame.select("natn", "ind_invsr", "frgnr_invsr").row(0) == (-639, -28837, 61779)
+    assert frame.schema["natn"] == pl.Int64 and "natn_dir" not in frame.columns
+
+
 def test_minute_bars_are_korean_timestamps():
     body = {
         "stk_cd": "005930_NX",

@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 
 from connectors import KiwoomClient, Page, RateLimiter, RateLimits, Settings
-from schemas import catalog, normalize
 from schemas import calendar as cal
+from schemas import catalog, normalize
 from simulator.app import SimConfig, Simulator
 
 KST = cal.KST
@@ -191,3 +191,21 @@ def test_pages_join_into_the_unpaged_series(api_id):
     paged, whole = series(57), series(5000)
     assert paged.height > 2 * 57
     assert paged.equals(whole)
+
+
+def test_investor_nets_are_signed_and_balance(sim):
+    # quantities in shares: the top-level investor types' nets sum to zero, so they carry both signs
+    body = {"dt": "20251230", "stk_cd": "005930", "amt_qty_tp": "2", "trde_tp": "0", "unit_tp": "1"}
+    frame = normalize("ka10059", fetch(sim, "ka10059", body)[0].body)
+    top = ["ind_invsr", "frgnr_invsr", "orgn", "natn", "etc_corp", "natfor"]
+    assert frame.height and frame.select(pl.sum_horizontal(top)).to_series().eq(0).all()
+    assert frame.select(pl.min_horizontal(top)).to_series().lt(0).all()
+
+
+def test_short_selling_turnover_is_sent_in_thousands_of_won(sim):
+    body = {"stk_cd": "005930", "tm_tp": "1", "strt_dt": "20251201", "end_dt": "20251230"}
+    frame = normalize("ka10014", fetch(sim, "ka10014", body)[0].body).filter(pl.col("shrts_qty") > 0)
+    assert frame.height
+    won = frame["shrts_qty"] * frame["shrts_avg_pric"]
+    ratio = won / frame["shrts_trde_prica"]
+    assert ratio.min() > 999 and ratio.max() < 1001

@@ -1,0 +1,186 @@
+"""Where the lake is and how to open it: a DuckDB connection with DuckLake attached.
+
+Configuration (arguments win over the environment):
+
+- ``KWH_WAREHOUSE``: the lake folder (default ``./data``). The SQLite catalog is
+  ``<folder>/catalog.sqlite`` and the Parquet files go to ``<folder>/files/``.
+- ``KWH_CATALOG``: another catalog, as DuckLake spells it after ``ducklake:``,
+  e.g. ``postgres:dbname=kwh host=127.0.0.1`` or ``sqlite:/srv/lake.sqlite``.
+- ``KWH_DATA_PATH``: another data path (a folder, or ``s3://bucket/prefix/`` with
+  the httpfs extension installed).
+
+Extensions load from the ``duckdb-ext-*`` packages (offline) when they are
+installed, otherwise DuckDB's own ``INSTALL`` is used.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import sysconfig
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import duckdb
+
+__all__ = ["LAKE", "LakeConfig", "WarehouseError", "open_lake", "retry_transaction"]
+
+LAKE = "lake"  # the attached catalog's name; datasets are lake.main.<name>
+TIMEZONE = "Asia/Seoul"
+_CATALOG_EXTENSIONS = {"sqlite": "sqlite", "postgres": "postgres", "mysql": "mysql"}
+
+T = TypeVar("T")
+
+
+class WarehouseError(Exception):
+    """The warehouse was asked for something it cannot do (bad dataset, frame, config)."""
+
+
+@dataclass(frozen=True)
+class LakeConfig:
+    root: Path
+    catalog: str
+    data_path: str
+
+    @classmethod
+    def load(
+        cls,
+        warehouse: str | Path | None = None,
+        catalog: str | None = None,
+        data_path: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> LakeConfig:
+        env = os.environ if env is None else env
+        root = Path(warehouse or env.get("KWH_WAREHOUSE") or "data").expanduser().absolute()
+        catalog = catalog or env.get("KWH_CATALOG") or f"sqlite:{root / 'catalog.sqlite'}"
+        if catalog.startswith("ducklake:"):
+            catalog = catalog.removeprefix("ducklake:")
+        data_path = data_path or env.get("KWH_DATA_PATH") or f"{root / 'files'}/"
+        return cls(root=root, catalog=catalog, data_path=data_path)
+
+    @property
+    def scheme(self) -> str:
+        head, sep, _ = self.catalog.partition(":")
+        return head if sep and head in _CATALOG_EXTENSIONS else "duckdb"
+
+    @property
+    def is_local(self) -> bool:
+        return self.scheme in ("sqlite", "duckdb") and "://" not in self.data_path
+
+    def sqlite_path(self) -> Path | None:
+        return Path(self.catalog.partition(":")[2]) if self.scheme == "sqlite" else None
+
+    def exists(self) -> bool:
+        path = self.sqlite_path()
+        return path.exists() if path is not None else True
+
+    def describe(self) -> str:
+        """For messages: the catalog without anything that looks like a password."""
+        parts = [p for p in self.catalog.split() if not p.lower().startswith("password=")]
+        return f"catalog {' '.join(parts)}, data {self.data_path}"
+
+
+def _extension_dir() -> str | None:
+    folder = Path(sysconfig.get_paths()["purelib"]) / "duckdb_ext" / "extensions"
+    return str(folder) if folder.is_dir() else None
+
+
+def _load(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    try:
+        con.execute(f"LOAD {name}")
+    except duckdb.Error:
+        try:
+            con.execute(f"INSTALL {name}")
+            con.execute(f"LOAD {name}")
+        except duckdb.Error as exc:
+            raise WarehouseError(
+                f"DuckDB extension {name!r} is not available: install the duckdb-ext-{name} package "
+                f"(pinned in requirements.lock for ducklake and sqlite) ({exc})"
+            ) from exc
+
+
+def _prepare_sqlite(path: Path) -> None:
+    """A new SQLite catalog in WAL mode, so readers never block the writer's commit."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+
+
+def open_lake(config: LakeConfig, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A fresh in-memory DuckDB with the lake attached as ``lake`` and in use."""
+    sqlite_path = config.sqlite_path()
+    if read_only and not config.exists():
+        raise WarehouseError(f"no warehouse at {config.root}: nothing has been written there yet")
+    if not read_only:
+        if sqlite_path is not None:
+            _prepare_sqlite(sqlite_path)
+        if "://" not in config.data_path:
+            Path(config.data_path).mkdir(parents=True, exist_ok=True)
+    settings = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+    ext = _extension_dir()
+    if ext:
+        settings["extension_directory"] = ext  # type: ignore[assignment]
+    con = duckdb.connect(":memory:", config=settings)
+    try:
+        con.execute(f"SET TimeZone = '{TIMEZONE}'")
+        _load(con, "ducklake")
+        if config.scheme != "duckdb":
+            _load(con, _CATALOG_EXTENSIONS[config.scheme])
+        options = [f"DATA_PATH '{_quote(config.data_path)}'"]
+        if read_only:
+            options.append("READ_ONLY")
+        retry_transaction(
+            lambda: con.execute(
+                f"ATTACH 'ducklake:{_quote(config.catalog)}' AS {LAKE} ({', '.join(options)})"
+            ),
+            con=None,
+        )
+        con.execute(f"USE {LAKE}")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+_RETRYABLE = ("database is locked", "conflict", "busy")
+
+
+def is_retryable(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, duckdb.Error) and any(marker in text for marker in _RETRYABLE)
+
+
+def retry_transaction(
+    fn: Callable[[], T],
+    con: duckdb.DuckDBPyConnection | None,
+    attempts: int = 30,
+    base_delay: float = 0.02,
+    max_delay: float = 1.0,
+) -> T:
+    """Run ``fn`` (a whole transaction) again when another writer holds the catalog.
+
+    Two writers on one SQLite catalog collide now and then (``database is
+    locked``, DuckLake's ``Transaction conflict``). A write is idempotent, so
+    running the whole transaction again is safe. Any other error propagates.
+    """
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except duckdb.Error as exc:
+            if con is not None:
+                try:
+                    con.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass
+            if not is_retryable(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(min(max_delay, base_delay * 2**attempt) * (0.5 + random.random()))
+    raise AssertionError("unreachable")
