@@ -13,12 +13,15 @@ from rich.console import Console
 from rich.table import Table
 
 import schemas
+from flows import lake_cmds
 from schemas.catalog import TR, Field
 
 app = typer.Typer(
     help="kiwoom-warehouse: Kiwoom market data into a DuckDB/DuckLake warehouse.", no_args_is_help=True
 )
 console = Console()
+
+lake_cmds.register(app)
 
 _TR_ID = re.compile(r"^(au|ka|kt)\d{5}$|^[0-9][0-9A-Za-z]$")
 

@@ -75,11 +75,38 @@ class Dataset:
         out = self._build(self, api_id, frame, request, fetched_at)
         return out.select(c for c in self.columns if c != RUN_ID)
 
-    def request(self, api_id: str | None = None, **overrides: str) -> dict[str, str]:
-        """The default request of a source TR (no symbol, no dates), with overrides."""
+    def request(
+        self,
+        api_id: str | None = None,
+        symbol: str | None = None,
+        start: date | None = None,
+        end: date | None = None,
+        **options: str,
+    ) -> dict[str, str]:
+        """A request body for a source TR: its defaults, the options given, the symbol and the window.
+
+        Chart and trend TRs page back from ``end`` (``base_dt``, ``dt``, ``date``);
+        range TRs take ``strt_dt``/``end_dt``. Dates the TR does not take are ignored.
+        """
         api_id = api_id or self.sources[0]
+        tr = catalog().tr(api_id)
+        names = {s["name"] for s in tr.request}
+        unknown = set(options) - names
+        if unknown:
+            raise ValueError(f"{api_id} takes no request field {sorted(unknown)} (it takes {sorted(names)})")
         body = dict(self.defaults[api_id])
-        body.update(overrides)
+        body.update(options)
+        param = _symbol_param(tr)
+        if param:
+            if not symbol:
+                raise ValueError(f"dataset {self.name} ({api_id}) needs a symbol ({param})")
+            body[param] = symbol
+        if end is not None:
+            for name in ("base_dt", "end_dt", "dt", "date"):
+                if name in names and name not in _ENUM_DATE_PARAMS.get(api_id, ()):
+                    body[name] = f"{end:%Y%m%d}"
+        if start is not None and "strt_dt" in names:
+            body["strt_dt"] = f"{start:%Y%m%d}"
         return body
 
 

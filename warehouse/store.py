@@ -28,7 +28,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from schemas.calendar import trading_days
+from schemas.calendar import KST, trading_days
 from warehouse.datasets import RUN_ID, Dataset, dataset, datasets
 from warehouse.lake import LAKE, LakeConfig, WarehouseError, open_lake, retry_transaction
 
@@ -618,8 +618,8 @@ class Warehouse:
                     name,
                     n,
                     n_sym,
-                    None if first is None else str(first),
-                    None if latest is None else str(latest),
+                    _when(first),
+                    _when(latest),
                     written,
                     run_id,
                     int(gap_days.get(name, 0)),
@@ -642,24 +642,28 @@ class Warehouse:
 
     # ------------------------------------------------------------------ maintenance
 
-    def compact(self, older_than: timedelta = timedelta(days=7)) -> dict[str, int]:
+    def compact(self, older_than: timedelta = timedelta(days=7), dry_run: bool = False) -> dict[str, int]:
         """Merge small files, expire snapshots older than ``older_than`` and delete files no one needs.
 
         Files of expired snapshots (and orphans from crashed writers) are deleted only
         once they are ``older_than`` too, so a long-running reader is not cut off.
+        ``dry_run`` counts what would be expired and deleted and changes nothing.
         """
         cutoff = _now() - older_than
+        flag = ", dry_run => true" if dry_run else ""
 
         def count(sql: str, *params: Any) -> int:
             return len(self.con.execute(sql, list(params)).fetchall())
 
         with self._lock:
             before = self._file_count()
-            rewritten = count(f"CALL ducklake_rewrite_data_files('{LAKE}')")
-            merged = count(f"CALL ducklake_merge_adjacent_files('{LAKE}')")
-            expired = count(f"CALL ducklake_expire_snapshots('{LAKE}', older_than => ?)", cutoff)
-            cleaned = count(f"CALL ducklake_cleanup_old_files('{LAKE}', older_than => ?)", cutoff)
-            orphans = count(f"CALL ducklake_delete_orphaned_files('{LAKE}', older_than => ?)", cutoff)
+            rewritten = merged = 0
+            if not dry_run:
+                rewritten = count(f"CALL ducklake_rewrite_data_files('{LAKE}')")
+                merged = count(f"CALL ducklake_merge_adjacent_files('{LAKE}')")
+            expired = count(f"CALL ducklake_expire_snapshots('{LAKE}', older_than => ?{flag})", cutoff)
+            cleaned = count(f"CALL ducklake_cleanup_old_files('{LAKE}', older_than => ?{flag})", cutoff)
+            orphans = count(f"CALL ducklake_delete_orphaned_files('{LAKE}', older_than => ?{flag})", cutoff)
             after = self._file_count()
         return {
             "files_before": before,
@@ -675,6 +679,12 @@ class Warehouse:
             f"SELECT coalesce(sum(file_count), 0) FROM ducklake_table_info('{LAKE}')"
         ).fetchone()
         return int(row[0]) if row else 0
+
+
+def _when(value: date | datetime | None) -> str | None:
+    if isinstance(value, datetime):
+        return value.astimezone(KST).strftime("%Y-%m-%d %H:%M:%S")
+    return None if value is None else str(value)
 
 
 def connect(

@@ -1,0 +1,155 @@
+"""``kwh sql``, ``kwh status``, ``kwh compact``: reading and maintaining the warehouse."""
+
+from __future__ import annotations
+
+import re
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import duckdb
+import polars as pl
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from warehouse import LakeConfig, Warehouse, WarehouseError, connect, dataset
+
+console = Console()
+err = Console(stderr=True)
+
+WarehouseOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--warehouse", "-w", help="lake folder (default $KWH_WAREHOUSE or ./data)", show_default=False
+    ),
+]
+_DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _duration(text: str) -> timedelta:
+    m = _DURATION.match(text.strip())
+    if not m:
+        raise typer.BadParameter(f"{text!r} is not a duration like 30m, 12h, 7d or 2w")
+    return timedelta(seconds=int(m.group(1)) * _UNIT_SECONDS[m.group(2)])
+
+
+def frame_table(frame: pl.DataFrame, title: str | None = None, max_rows: int | None = None) -> Table:
+    table = Table(title=title, show_lines=False)
+    for name in frame.columns:
+        numeric = frame.schema[name].is_numeric()
+        table.add_column(name, justify="right" if numeric else "left", overflow="fold")
+    shown = frame if max_rows is None else frame.head(max_rows)
+    for row in shown.iter_rows():
+        table.add_row(*("" if v is None else str(v) for v in row))
+    if max_rows is not None and frame.height > max_rows:
+        table.caption = f"{max_rows} of {frame.height} rows shown (use --format csv for all)"
+    return table
+
+
+def print_frame(frame: pl.DataFrame, fmt: str, title: str | None = None, max_rows: int | None = None) -> None:
+    if fmt == "csv":
+        sys.stdout.write(frame.write_csv())
+    elif fmt == "json":
+        sys.stdout.write(frame.write_json() + "\n")
+    else:
+        console.print(frame_table(frame, title, max_rows))
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("sql")
+    def sql_cmd(
+        query: Annotated[str, typer.Argument(help="a SQL query; datasets are plain table names")],
+        warehouse: WarehouseOpt = None,
+        fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json")] = "table",
+        max_rows: Annotated[int, typer.Option(help="rows shown in table format")] = 100,
+    ) -> None:
+        """Run a read-only SQL query on the warehouse (DuckDB dialect)."""
+        if fmt not in ("table", "csv", "json"):
+            raise typer.BadParameter("use table, csv or json", param_hint="--format")
+        try:
+            con = connect(read_only=True, warehouse=warehouse)
+        except WarehouseError as exc:
+            raise fail(str(exc), 2) from None
+        try:
+            frame = con.sql(query).pl() if query.strip() else pl.DataFrame()
+        except duckdb.Error as exc:
+            raise fail(f"query failed: {exc}") from None
+        finally:
+            con.close()
+        print_frame(frame, fmt, max_rows=max_rows)
+
+    @app.command("status")
+    def status_cmd(
+        warehouse: WarehouseOpt = None,
+        gaps: Annotated[int, typer.Option(help="gaps listed (the largest first)")] = 20,
+        runs: Annotated[int, typer.Option(help="recent runs listed")] = 10,
+    ) -> None:
+        """Datasets with row counts, time ranges and last runs; recent runs; gaps against the KRX calendar."""
+        config = LakeConfig.load(warehouse)
+        if not config.exists():
+            raise fail(f"no warehouse at {config.root}: run `kwh backfill` or `make demo` first", 2)
+        show_status(Warehouse(config), gaps, runs)
+
+    @app.command("compact")
+    def compact_cmd(
+        warehouse: WarehouseOpt = None,
+        older_than: Annotated[
+            str, typer.Option(help="expire snapshots and delete files older than this")
+        ] = "7d",
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would be done")] = False,
+    ) -> None:
+        """Merge small files, expire old snapshots and delete files nothing refers to."""
+        age = _duration(older_than)
+        config = LakeConfig.load(warehouse)
+        if not config.exists():
+            raise fail(f"no warehouse at {config.root}", 2)
+        with Warehouse(config) as wh:
+            result = wh.compact(older_than=age, dry_run=dry_run)
+        title = "compaction (dry run: nothing changed)" if dry_run else "compaction"
+        print_frame(pl.DataFrame([result]), "table", title=title)
+
+
+def show_status(wh: Warehouse, n_gaps: int = 20, n_runs: int = 10) -> None:
+    with wh:
+        status = wh.status()
+        if status.is_empty():
+            console.print(f"warehouse at {wh.config.root}: no datasets yet")
+            return
+        status = status.with_columns(
+            pl.col("last_write").dt.convert_time_zone("Asia/Seoul").dt.strftime("%F %T")
+        )
+        console.print(frame_table(status, title=f"warehouse {wh.config.root}"))
+        recent = wh.runs(n_runs).select(
+            "run_id",
+            "flow",
+            "status",
+            pl.col("started_at").dt.convert_time_zone("Asia/Seoul").dt.strftime("%F %T"),
+            "rows_written",
+        )
+        console.print(frame_table(recent, title="recent runs"))
+        gaps = wh.gaps()
+        if gaps.is_empty():
+            console.print("no gaps: every covered stretch is complete on the KRX calendar")
+        else:
+            total = int(gaps["trading_days"].sum())
+            console.print(
+                frame_table(
+                    gaps.sort("trading_days", descending=True).head(n_gaps),
+                    title=f"{gaps.height} gaps, {total} trading days missing inside covered stretches",
+                )
+            )
+
+
+def dataset_or_exit(name: str) -> None:
+    try:
+        dataset(name)
+    except KeyError as exc:
+        raise fail(str(exc.args[0]), 2) from None
