@@ -524,3 +524,9 @@ def test_compact_merges_small_files_and_keeps_the_data(wh):
     assert result["files_deleted"] > 0
     assert_frame_equal(wh.read("stock_bars_daily"), before)
     assert len(list((wh.config.root / "files").rglob("*.parquet"))) < on_disk, "replaced files are deleted"
+
+
+def test_dataset_reference_is_up_to_date():
+    from warehouse.docs import DOC, render
+
+    assert DOC.read_text(encoding="utf-8") == render(), "run python -m warehouse.docs"

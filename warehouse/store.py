@@ -82,7 +82,7 @@ _SQL_TYPES: dict[type[pl.DataType], str] = {
 }
 
 
-def _sql_type(dtype: pl.DataType) -> str:
+def sql_type(dtype: pl.DataType) -> str:
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is None:
             raise WarehouseError("naive datetimes are not stored; give them a time zone")
@@ -257,7 +257,7 @@ class Warehouse:
             )
             con.execute("BEGIN")
             if not have:
-                cols = ", ".join(f"{_ident(c)} {_sql_type(t)}" for c, t in ds.schema.items())
+                cols = ", ".join(f"{_ident(c)} {sql_type(t)}" for c, t in ds.schema.items())
                 con.execute(f"CREATE TABLE {_ident(ds.name)} ({cols})")
                 if ds.partition:
                     con.execute(
@@ -270,13 +270,13 @@ class Warehouse:
                 for col, dtype in ds.schema.items():
                     if col not in have:
                         con.execute(
-                            f"ALTER TABLE {_ident(ds.name)} ADD COLUMN {_ident(col)} {_sql_type(dtype)}"
+                            f"ALTER TABLE {_ident(ds.name)} ADD COLUMN {_ident(col)} {sql_type(dtype)}"
                         )
-                    elif have[col].split("(")[0] != _sql_type(dtype).split("(")[0] and not (
-                        have[col].startswith("TIMESTAMP WITH TIME ZONE") and _sql_type(dtype) == "TIMESTAMPTZ"
+                    elif have[col].split("(")[0] != sql_type(dtype).split("(")[0] and not (
+                        have[col].startswith("TIMESTAMP WITH TIME ZONE") and sql_type(dtype) == "TIMESTAMPTZ"
                     ):
                         raise WarehouseError(
-                            f"{ds.name}.{col} is {have[col]} in the lake but {_sql_type(dtype)} in the registry"
+                            f"{ds.name}.{col} is {have[col]} in the lake but {sql_type(dtype)} in the registry"
                         )
             con.execute("COMMIT")
 

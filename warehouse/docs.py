@@ -1,0 +1,66 @@
+"""The dataset reference (docs/datasets.md), generated from the registry: ``python -m warehouse.docs``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from warehouse.datasets import datasets
+from warehouse.store import sql_type
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "datasets.md"
+_FAMILIES = {
+    "stock_bars": "Stock bars",
+    "sector_bars": "Sector (index) bars",
+    "gold_bars": "Gold spot bars",
+    "investor": "Investors",
+    "program": "Program trading",
+    "short": "Short selling and stock lending",
+    "reference": "Reference lists",
+}
+
+
+def render() -> str:
+    lines = [
+        "# Datasets",
+        "",
+        "Generated from `warehouse/datasets.py` by `python -m warehouse.docs`; do not edit by hand.",
+        "Every table is queryable by its plain name (`warehouse.connect()`, `kwh sql`), every row",
+        "carries `run_id`, and every column has this comment in the lake (`duckdb_columns()`).",
+        "Times are `Asia/Seoul`. Bars: prices positive, index levels real levels, turnover in won.",
+        "",
+    ]
+    by_family: dict[str, list] = {}
+    for ds in datasets().values():
+        by_family.setdefault(ds.family, []).append(ds)
+    for family, title in _FAMILIES.items():
+        lines += [f"## {title}", ""]
+        for ds in by_family.get(family, []):
+            lines += [
+                f"### `{ds.name}`",
+                "",
+                f"{ds.description}. Sources: {', '.join(ds.sources)}. Style: {ds.style}.",
+                f"Key: `{', '.join(ds.key)}`. Time: `{ds.time}`."
+                + (f" Partitioned by `{', '.join(ds.partition)}`." if ds.partition else ""),
+                "",
+                "| column | type | comment |",
+                "|---|---|---|",
+            ]
+            lines += [f"| `{c}` | {sql_type(t)} | {ds.comments[c]} |" for c, t in ds.schema.items()]
+            lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    text = render()
+    if "--check" in sys.argv:
+        if not DOC.exists() or DOC.read_text(encoding="utf-8") != text:
+            sys.exit(f"{DOC} is out of date: run python -m warehouse.docs")
+        return
+    DOC.parent.mkdir(exist_ok=True)
+    DOC.write_text(text, encoding="utf-8")
+    print(f"wrote {DOC}")
+
+
+if __name__ == "__main__":
+    main()
