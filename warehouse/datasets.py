@@ -23,6 +23,7 @@ import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from typing import Any
 
 import polars as pl
 
@@ -74,6 +75,21 @@ class Dataset:
             )
         out = self._build(self, api_id, frame, request, fetched_at)
         return out.select(c for c in self.columns if c != RUN_ID)
+
+    def option_values(self, api_id: str, request: Mapping[str, str]) -> dict[str, Any]:
+        """The option columns' values for rows fetched with ``request`` (what coverage is keyed by)."""
+        defaults = self.defaults[api_id]
+        out: dict[str, Any] = {}
+        for opt in self.options:
+            if opt == "adjusted":
+                first = self.defaults[self.sources[0]].get("upd_stkpc_tp", "1")
+                out[opt] = request.get("upd_stkpc_tp", defaults.get("upd_stkpc_tp", first)) == "1"
+            elif opt == "tic_scope":
+                out[opt] = int(request.get("tic_scope") or defaults.get("tic_scope") or 1)
+            else:
+                # an option left out of the request is "" (keys are never null)
+                out[opt] = request.get(opt, defaults.get(opt)) or ""
+        return out
 
     def request(
         self,
@@ -248,11 +264,11 @@ def _bar_build(
         cols["ts"] = pl.col("cntr_tm").cast(TS)
     else:
         cols["date"] = _to_date(pl.col("dt"), frame.schema["dt"])
-    if "tic_scope" in ds.schema:
-        cols["tic_scope"] = pl.lit(int(request.get("tic_scope") or 1), pl.Int16)
-    if "adjusted" in ds.schema:
-        flag = request.get("upd_stkpc_tp", ds.defaults[ds.sources[0]].get("upd_stkpc_tp", "1"))
-        cols["adjusted"] = pl.lit(flag == "1", pl.Boolean)
+    options = ds.option_values(api_id, request)
+    if "tic_scope" in options:
+        cols["tic_scope"] = pl.lit(options["tic_scope"], pl.Int16)
+    if "adjusted" in options:
+        cols["adjusted"] = pl.lit(options["adjusted"], pl.Boolean)
     price_type = ds.schema["close"]
     for out, src in (("open", "open_pric"), ("high", "high_pric"), ("low", "low_pric"), ("close", close)):
         cols[out] = pl.col(src).cast(price_type)
@@ -468,9 +484,8 @@ def _tr_build(
         drop.append(spec.time_field)
     else:
         lead["fetched_at"] = pl.lit(fetched_at.astimezone(KST)).cast(TS)
-    for opt in ds.options:
-        # an option left out of the request is "" (keys are never null)
-        lead[opt] = _lit_str(request.get(opt, ds.defaults[api_id].get(opt)) or "")
+    for opt, value in ds.option_values(api_id, request).items():
+        lead[opt] = _lit_str(value)
     if ds.style in ("snapshot", "intraday"):
         lead["row" if ds.style == "snapshot" else "seq"] = pl.int_range(pl.len(), dtype=pl.Int32)
     out = frame.select(**lead, **{c: pl.col(c) for c in frame.columns if c not in drop})
