@@ -220,6 +220,12 @@ class Warehouse:
     def _create_meta(self) -> None:
         con = self._con
         assert con is not None
+        have = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'meta'", [LAKE]
+        ).fetchone()
+        if have and have[0] == len(_META):
+            return
+        con.execute("BEGIN")
         con.execute("CREATE SCHEMA IF NOT EXISTS meta")
         for table, cols in _META.items():
             body = ", ".join(f"{c} {t}" for c, t in cols.items())
@@ -234,6 +240,7 @@ class Warehouse:
         for table, comment in _META_COMMENTS.items():
             if existing.get(table) != comment:
                 con.execute(f"COMMENT ON TABLE meta.{table} IS {_text(comment)}")
+        con.execute("COMMIT")
 
     def tables(self) -> set[str]:
         rows = self.con.execute(

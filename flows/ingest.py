@@ -1,0 +1,216 @@
+"""What to fetch and fetching it: plain functions the Prefect flows orchestrate.
+
+``plan`` asks the warehouse's coverage what is missing for a dataset, symbols
+and window, and returns one ``Job`` per symbol and missing window. ``run_job``
+pages through the TR newest first with a date stop, normalizes, and writes
+(in chunks for long intraday histories, so an interrupted run resumes where
+it stopped). Nothing here knows Prefect.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import polars as pl
+
+from connectors import KiwoomClient, rows_before
+from schemas import calendar as cal
+from schemas.catalog import catalog
+from schemas.normalize import normalize_pages
+from warehouse import Run, Span, Warehouse, dataset, options_key
+from warehouse.datasets import Dataset
+
+__all__ = ["Job", "JobResult", "complete_through", "estimate_pages", "plan", "run_job"]
+
+# A trading day's data is final this long after the close (the daily flow runs after it).
+DAY_FINAL_AT = time(18, 0)
+# Rows per page and rows per trading day, for estimates (the real server's pages are similar).
+_PAGE_ROWS = {"tick": 900, "minute": 900, "bars": 600, "series": 100, "intraday": 100}
+_ROWS_PER_DAY = {
+    "tick": 2000.0,
+    "minute": 390.0,
+    "daily": 1.0,
+    "weekly": 0.2,
+    "monthly": 1 / 21,
+    "yearly": 1 / 250,
+}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One symbol's missing window of one dataset: one paged TR request."""
+
+    dataset: str
+    api_id: str
+    symbol: str | None
+    options: Mapping[str, str]  # request options (wire names), e.g. {"upd_stkpc_tp": "1"}
+    start: date
+    end: date
+
+    def describe(self) -> str:
+        who = f" {self.symbol}" if self.symbol else ""
+        return f"{self.dataset} ({self.api_id}){who} {self.start}..{self.end}"
+
+
+@dataclass
+class JobResult:
+    job: Job
+    rows: int = 0
+    pages: int = 0
+    writes: int = 0
+    covered: tuple[date, date] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def complete_through(now: datetime) -> date:
+    """The last trading day whose data is final at ``now`` (KST)."""
+    local = cal.to_kst(now)
+    day = local.date()
+    if not cal.is_trading_day(day):
+        return cal.last_trading_day_on_or_before(day)
+    return day if local.time() >= DAY_FINAL_AT else cal.previous_trading_day(day)
+
+
+def _interval(ds: Dataset) -> str:
+    return ds.name.rsplit("_", 1)[-1] if ds.style == "bars" else ds.style
+
+
+def estimate_pages(job: Job) -> int:
+    """Pages a job will take (for --dry-run): trading days x rows per day / rows per page."""
+    ds = dataset(job.dataset)
+    if ds.style in ("snapshot", "reference"):
+        return 1
+    days = len(cal.trading_days(job.start, job.end))
+    interval = _interval(ds)
+    per_day = _ROWS_PER_DAY.get(interval, 1.0)
+    if "tic_scope" in job.options and interval in ("tick", "minute"):
+        per_day /= max(1, int(job.options["tic_scope"]))
+    page = _PAGE_ROWS.get(interval, _PAGE_ROWS["bars"] if ds.style == "bars" else _PAGE_ROWS["series"])
+    return max(1, math.ceil(days * per_day / page))
+
+
+def _validate_options(ds: Dataset, api_id: str, options: Mapping[str, str]) -> None:
+    tr = catalog().tr(api_id)
+    for spec in tr.request:
+        value = options.get(spec["name"])
+        allowed = spec.get("allowed")
+        if value is not None and allowed and value not in allowed:
+            raise ValueError(
+                f"{ds.name}: {spec['name']}={value!r} is not one of "
+                + ", ".join(f"{k} ({v})" for k, v in allowed.items())
+            )
+
+
+def plan(
+    wh: Warehouse,
+    name: str,
+    symbols: Sequence[str | None],
+    start: date,
+    end: date,
+    options: Mapping[str, str] | None = None,
+    api_id: str | None = None,
+    now: datetime | None = None,
+) -> list[Job]:
+    """The jobs that fetch what coverage says is missing.
+
+    Snapshot datasets (rankings, lists) are fetched once per day: their window is
+    today. ``end`` past the last final trading day is fetched but not marked covered.
+    """
+    ds = dataset(name)
+    api_id = api_id or ds.sources[0]
+    if api_id not in ds.sources:
+        raise ValueError(f"{api_id} does not feed {ds.name}")
+    if start > end:
+        raise ValueError(f"start {start} is after end {end}")
+    options = dict(options or {})
+    _validate_options(ds, api_id, options)
+    now = now or datetime.now(cal.KST)
+    if ds.style in ("snapshot", "reference"):
+        start = end = cal.to_kst(now).date()
+    request = ds.request(api_id, symbol=None, **options) if ds.symbol is None else None
+    jobs: list[Job] = []
+    for symbol in symbols:
+        body = request or ds.request(api_id, symbol=symbol or "", **options)
+        opts = ds.option_values(api_id, body)
+        key_symbol = (symbol or "") if ds.symbol else ""
+        if ds.style in ("snapshot", "reference"):
+            covered = wh.covered(ds.name, key_symbol, opts)
+            if any(lo <= start <= hi for lo, hi in covered):
+                continue
+            jobs.append(Job(ds.name, api_id, symbol, options, start, end))
+            continue
+        for lo, hi in wh.missing(ds.name, key_symbol, opts, start, end):
+            jobs.append(Job(ds.name, api_id, symbol, options, lo, hi))
+    return jobs
+
+
+def _day(ds: Dataset) -> pl.Expr:
+    col = pl.col(ds.time)
+    return col if ds.schema[ds.time] == pl.Date else col.dt.convert_time_zone("Asia/Seoul").dt.date()
+
+
+async def run_job(
+    client: KiwoomClient,
+    wh: Warehouse,
+    job: Job,
+    run: Run,
+    now: datetime | None = None,
+    commit_pages: int = 40,
+) -> JobResult:
+    """Fetch one job's window and write it; long histories are committed every ``commit_pages`` pages.
+
+    Each commit covers the days it completes (pages come newest first, so the
+    oldest day on the pages so far may be partial and is covered by a later
+    commit), which is what lets an interrupted run resume where it stopped.
+    """
+    ds = dataset(job.dataset)
+    now = now or datetime.now(cal.KST)
+    body = ds.request(job.api_id, symbol=job.symbol, start=job.start, end=job.end, **job.options)
+    opts = ds.option_values(job.api_id, body)
+    key_symbol = (job.symbol or "") if ds.symbol else ""
+    final = complete_through(now)
+    result = JobResult(job)
+    tr = catalog().tr(job.api_id)
+    paged = ds.style not in ("snapshot", "reference") and tr.main is not None
+    stop = rows_before(job.api_id, job.start) if paged else None
+    pending: list[bytes] = []
+    snapshot = ds.style in ("snapshot", "reference")
+    empty = pl.DataFrame(schema={c: t for c, t in ds.schema.items() if c != "run_id"})
+
+    def flush(last: bool) -> None:
+        rows = ds.rows(job.api_id, normalize_pages(job.api_id, pending), body, now) if pending else empty
+        if not snapshot:
+            rows = rows.filter(_day(ds).is_between(job.start, job.end))
+        if snapshot:
+            lo, hi = job.start, job.end
+        elif last:
+            lo, hi = job.start, min(job.end, final)
+        elif rows.height:
+            # pages come newest first: the oldest day so far may continue on the next page
+            lo, hi = rows.select(_day(ds).min()).item() + timedelta(days=1), min(job.end, final)
+        else:
+            return
+        spans = [Span(key_symbol, options_key(opts), lo, hi)] if lo <= hi else []
+        wh.write(ds.name, rows, run, coverage=spans)
+        result.rows += rows.height
+        result.writes += 1
+        if spans:
+            result.covered = (lo, hi)
+        pending.clear()
+
+    if paged:
+        async for page in client.pages(job.api_id, body, stop=stop):
+            pending.append(page.raw)
+            result.pages += 1
+            if len(pending) >= commit_pages:
+                flush(last=False)
+    else:
+        page = await client.request(job.api_id, body)
+        pending.append(page.raw)
+        result.pages += 1
+    flush(last=True)
+    return result
