@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 import schemas
-from flows import lake_cmds
+from flows import lake_cmds, run_cmds
 from schemas.catalog import TR, Field
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app = typer.Typer(
 console = Console()
 
 lake_cmds.register(app)
+run_cmds.register(app)
 
 _TR_ID = re.compile(r"^(au|ka|kt)\d{5}$|^[0-9][0-9A-Za-z]$")
 

@@ -1,0 +1,245 @@
+"""``kwh backfill``, ``kwh daily``, ``kwh universe``: the flows from the command line."""
+
+from __future__ import annotations
+
+import os
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import polars as pl
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from connectors import ConfigError, KiwoomError, Settings
+from flows.lake_cmds import WarehouseOpt, console, fail, frame_table
+from schemas import calendar as cal
+
+BaseUrlOpt = Annotated[
+    str | None, typer.Option("--base-url", help="Kiwoom-compatible base URL, e.g. the simulator's", show_default=False)
+]
+HostOpt = Annotated[str | None, typer.Option("--host", help="prod or paper (default $KIWOOM_HOST or prod)")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="show what would be fetched; fetch nothing")]
+
+
+def _quiet_prefect() -> None:
+    """Prefect's per-task INFO lines would bury the progress bar; PREFECT_LOGGING_LEVEL still wins."""
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+_quiet_prefect()  # before anything imports prefect: its settings are read once
+
+
+def _parse_date(text: str | None, name: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise fail(f"{name} {text!r} is not a date (YYYY-MM-DD)", 2) from None
+
+
+def _options(pairs: list[str] | None) -> dict[str, str]:
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise fail(f"--option {pair!r}: use FIELD=VALUE, e.g. upd_stkpc_tp=0", 2)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _settings(base_url: str | None, host: str | None) -> Settings:
+    try:
+        return Settings.load(base_url=base_url, host=host)
+    except ConfigError as exc:
+        raise fail(str(exc), 2) from None
+
+
+def _dry_run(jobs: list[Any], rate: float) -> None:
+    from flows.ingest import estimate_pages
+
+    if not jobs:
+        console.print("nothing to fetch: coverage already has every window asked for")
+        return
+    rows = {}
+    for job in jobs:
+        key = (job.dataset, job.api_id)
+        entry = rows.setdefault(key, {"symbols": set(), "windows": 0, "first": job.start, "last": job.end, "pages": 0})
+        entry["symbols"].add(job.symbol)
+        entry["windows"] += 1
+        entry["first"], entry["last"] = min(entry["first"], job.start), max(entry["last"], job.end)
+        entry["pages"] += estimate_pages(job)
+    frame = pl.DataFrame(
+        [
+            {
+                "dataset": ds,
+                "TR": api,
+                "symbols": len(e["symbols"]),
+                "windows": e["windows"],
+                "from": str(e["first"]),
+                "to": str(e["last"]),
+                "est_requests": e["pages"],
+                "est_seconds": round(e["pages"] / rate, 1),
+            }
+            for (ds, api), e in rows.items()
+        ]
+    )
+    total = int(frame["est_requests"].sum())
+    console.print(frame_table(frame, title="dry run: would fetch (nothing fetched)"))
+    console.print(f"about {total} requests, {timedelta(seconds=round(total / rate))} at {rate:g} requests/s")
+
+
+def _run_flow(fn: Any, **params: Any) -> dict[str, Any]:
+    from flows import pipeline
+
+    _quiet_prefect()
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=False,
+    ) as progress:
+        bar = progress.add_task("batches", total=None)
+
+        def hook(done: int, total: int, label: str) -> None:
+            progress.update(bar, completed=done, total=total, description=label[:60] if done else "batches")
+
+        pipeline.progress_hook = hook
+        try:
+            return fn(**params)
+        finally:
+            pipeline.progress_hook = None
+
+
+def _print_summary(result: dict[str, Any]) -> None:
+    rows = result.get("rows", {})
+    table = pl.DataFrame(
+        {"dataset": list(rows) + ["(total)"], "rows written": [*rows.values(), sum(rows.values())]},
+        schema={"dataset": pl.String, "rows written": pl.Int64},
+    )
+    console.print(frame_table(table, title=f"run {result['run_id']}: {result['status']}"))
+    console.print(
+        f"requests {result['requests']}, pages {result['pages']}, rejections {result['rejections']}, "
+        f"retries {result['retries']}, errors {result['errors']}, {result['seconds']:.1f} s"
+    )
+    for failed in result.get("failed", [])[:20]:
+        console.print(f"[red]failed:[/red] {failed}")
+
+
+def _finish(result: dict[str, Any]) -> None:
+    _print_summary(result)
+    if result["status"] != "ok":
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("backfill")
+    def backfill_cmd(
+        dataset: Annotated[list[str], typer.Option("--dataset", "-d", help="dataset or family (repeat or comma-separate)")],
+        symbols: Annotated[str, typer.Option(help="codes (005930,000660), kospi, kosdaq or all")] = "all",
+        start: Annotated[str | None, typer.Option(help="first day, YYYY-MM-DD (default a year back)")] = None,
+        end: Annotated[str | None, typer.Option(help="last day, YYYY-MM-DD (default today)")] = None,
+        option: Annotated[list[str] | None, typer.Option("--option", "-o", help="request option FIELD=VALUE")] = None,
+        base_url: BaseUrlOpt = None,
+        host: HostOpt = None,
+        warehouse: WarehouseOpt = None,
+        dry_run: DryRunOpt = False,
+    ) -> None:
+        """Fetch what the warehouse is missing for datasets x symbols x a window, and write it."""
+        from flows import pipeline
+        from warehouse import LakeConfig, Warehouse
+
+        today = datetime.now(cal.KST).date()
+        first = _parse_date(start, "--start") or today - timedelta(days=365)
+        last = _parse_date(end, "--end") or today
+        if first > last:
+            raise fail(f"--start {first} is after --end {last}", 2)
+        if last > today:
+            raise fail(f"--end {last} is in the future", 2)
+        opts = _options(option)
+        settings = _settings(base_url, host)
+        try:
+            names = pipeline.expand_datasets(dataset)
+            if dry_run:
+                with Warehouse(LakeConfig.load(warehouse)) as wh:
+                    jobs = pipeline.build_jobs(wh, names, symbols, first, last, opts)
+                _dry_run(jobs, settings.limits.total or 5.0)
+                return
+            with Warehouse(LakeConfig.load(warehouse)) as wh:  # bad symbols/options fail before Prefect starts
+                pipeline.build_jobs(wh, names, symbols, first, last, opts)
+        except (KeyError, ValueError) as exc:
+            raise fail(str(exc.args[0] if isinstance(exc, KeyError) else exc), 2) from None
+        try:
+            result = _run_flow(
+                pipeline.backfill,
+                datasets=names,
+                symbols=symbols,
+                start=str(first),
+                end=str(last),
+                options=opts,
+                base_url=base_url,
+                host=host,
+                warehouse=_lake(warehouse),
+            )
+        except KiwoomError as exc:
+            raise fail(str(exc)) from None
+        _finish(result)
+
+    @app.command("daily")
+    def daily_cmd(
+        dataset: Annotated[list[str] | None, typer.Option("--dataset", "-d", help="datasets (default: the daily set)")] = None,
+        symbols: Annotated[str, typer.Option(help="codes, kospi, kosdaq or all")] = "all",
+        lookback_days: Annotated[int, typer.Option(help="days back for symbols with no coverage yet")] = 30,
+        base_url: BaseUrlOpt = None,
+        host: HostOpt = None,
+        warehouse: WarehouseOpt = None,
+        dry_run: DryRunOpt = False,
+    ) -> None:
+        """The incremental load after the close: every dataset from its coverage to the last final day."""
+        from flows import pipeline
+        from flows.ingest import complete_through
+        from warehouse import LakeConfig, Warehouse
+
+        settings = _settings(base_url, host)
+        names = pipeline.expand_datasets(dataset or list(pipeline.DEFAULT_DAILY))
+        if dry_run:
+            last = complete_through(datetime.now(cal.KST))
+            try:
+                with Warehouse(LakeConfig.load(warehouse)) as wh:
+                    jobs = pipeline.build_jobs(wh, names, symbols, last - timedelta(days=lookback_days), last, None)
+            except (KeyError, ValueError) as exc:
+                raise fail(str(exc), 2) from None
+            _dry_run(jobs, settings.limits.total or 5.0)
+            return
+        result = _run_flow(
+            pipeline.daily,
+            datasets=names,
+            symbols=symbols,
+            lookback_days=lookback_days,
+            base_url=base_url,
+            host=host,
+            warehouse=_lake(warehouse),
+        )
+        _finish(result)
+
+    @app.command("universe")
+    def universe_cmd(
+        base_url: BaseUrlOpt = None,
+        host: HostOpt = None,
+        warehouse: WarehouseOpt = None,
+        dry_run: DryRunOpt = False,
+    ) -> None:
+        """Refresh the stock list (ka10099) and sector codes (ka10101) used to choose symbols."""
+        from flows import pipeline
+
+        settings = _settings(base_url, host)
+        if dry_run:
+            n = sum(len(m) for m in pipeline.UNIVERSE_MARKETS.values())
+            console.print(f"would fetch ka10099 and ka10101 for {n} markets: {n} requests, "
+                          f"{n / (settings.limits.total or 5.0):.1f} s at the configured rate")
+            return
+        _finish(_run_flow(pipeline.refresh_universe, base_url=base_url, host=host, warehouse=_lake(warehouse)))
+
+
+def _lake(warehouse: Path | None) -> str | None:
+    return str(warehouse) if warehouse is not None else None

@@ -1,0 +1,61 @@
+"""Which symbols a flow fetches: a list, a market (``kospi``, ``kosdaq``) or ``all``, checked against the universe."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from warehouse import Warehouse
+from warehouse.datasets import Dataset
+
+__all__ = ["GOLD_CODES", "resolve_symbols"]
+
+# The KRX gold spot market's two products (1 kg and 100 g bars), used when the stock
+# list (ka10099 market 80) has not been fetched or lists none.
+GOLD_CODES = ("M04020000", "M04020100")
+_MARKETS = {"kospi": ("0",), "kosdaq": ("10",), "all": ("0", "10")}
+
+
+def _listed(wh: Warehouse, table: str, markets: Sequence[str]) -> list[str]:
+    if table not in wh.tables():
+        return []
+    rows = wh.sql(
+        f"SELECT DISTINCT code FROM {table} WHERE mrkt_tp IN (SELECT unnest(?)) ORDER BY code",
+        [list(markets)],
+    )
+    return rows["code"].to_list()
+
+
+def resolve_symbols(wh: Warehouse, ds: Dataset, symbols: str | Sequence[str] | None) -> list[str]:
+    """Symbols for ``ds``: explicit codes (checked against the universe when it is known) or a keyword."""
+    tokens = [t.strip() for t in (symbols.split(",") if isinstance(symbols, str) else symbols or ["all"])]
+    tokens = [t for t in tokens if t]
+    if not tokens:
+        raise ValueError("no symbols given")
+    family = ds.family
+    if family == "sector_bars":
+        universe, what = _listed(wh, "sector_list", ("0", "1")), "sector codes (ka10101)"
+        keywords = {"all": universe}
+    elif family == "gold_bars":
+        universe, what = _listed(wh, "stock_list", ("80",)) or list(GOLD_CODES), "gold codes"
+        keywords = {"all": universe}
+    else:
+        universe, what = _listed(wh, "stock_list", _MARKETS["all"]), "stocks (ka10099)"
+        keywords = {k: _listed(wh, "stock_list", v) for k, v in _MARKETS.items()}
+    out: list[str] = []
+    for token in tokens:
+        key = token.lower()
+        if key in keywords:
+            if not keywords[key]:
+                raise ValueError(
+                    f"{token!r} needs the universe: run `kwh universe` first (no {what} in the warehouse)"
+                )
+            out += keywords[key]
+        else:
+            out.append(token)
+    if universe:
+        unknown = [s for s in out if s not in set(universe)]
+        if unknown:
+            raise ValueError(
+                f"unknown symbols for {ds.name}: {', '.join(unknown)} (not among the {len(universe)} {what})"
+            )
+    return list(dict.fromkeys(out))
