@@ -1,8 +1,9 @@
 """Response bodies: row contexts written with the TR's own field names and wire conventions.
 
-``FIELD_MAP`` says which context value a wire field shows. A field it does not
-name (or a value the context lacks) shows the reference example's value for
-that field, so every body has every catalogued key and nothing else.
+``FIELD_MAP`` says which context value a wire field shows (``TR_FIELD_MAP`` first,
+for a name that means something else in other TRs). A field it does not name shows
+the reference example's value for that field, so every body has every catalogued key
+and nothing else.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from schemas.kinds import Kind
 from simulator.rows import Ctx, Rows
 from simulator.wire import SUCCESS_MSG, format_value
 
-__all__ = ["FIELD_MAP", "build_body"]
+__all__ = ["FIELD_MAP", "TR_FIELD_MAP", "build_body"]
 
 FIELD_MAP: dict[str, str] = {
     # bars and quotes
@@ -96,6 +97,36 @@ FIELD_MAP: dict[str, str] = {
     "sel_cntr_qty": "prm_sell_qty",
     "sel_cntr_amt": "prm_sell_amount",
     "netprps_prica": "prm_net_amount",
+    # program trading of a market (simulator.rows_market): amounts or quantities as asked
+    "dfrt_trde_sel": "arb_sell",
+    "dfrt_trde_buy": "arb_buy",
+    "dfrt_trde_netprps": "arb_net",
+    "ndiffpro_trde_sel": "nonarb_sell",
+    "ndiffpro_trde_buy": "nonarb_buy",
+    "ndiffpro_trde_netprps": "nonarb_net",
+    "dfrt_trde_sell_qty": "arb_sell_qty",
+    "dfrt_trde_buy_qty": "arb_buy_qty",
+    "dfrt_trde_netprps_qty": "arb_net_qty",
+    "ndiffpro_trde_sell_qty": "nonarb_sell_qty",
+    "ndiffpro_trde_buy_qty": "nonarb_buy_qty",
+    "ndiffpro_trde_netprps_qty": "nonarb_net_qty",
+    "all_sel": "all_sell",
+    "all_buy": "all_buy",
+    "all_netprps": "all_net",
+    "kosp200": "kospi200_text",
+    "kospi200": "kospi200",
+    "dfrt_trde_tdy": "arb_net",
+    "dfrt_trde_acc": "arb_net_acc",
+    "ndiffpro_trde_tdy": "nonarb_net",
+    "ndiffpro_trde_acc": "nonarb_net_acc",
+    "all_tdy": "all_net",
+    "all_acc": "all_net_acc",
+    "buy_dftr_trde_qty": "buy_arb_balance_qty",
+    "buy_dftr_trde_amt": "buy_arb_balance_amount",
+    "buy_dftr_trde_irds_amt": "buy_arb_balance_change",
+    "sel_dftr_trde_qty": "sell_arb_balance_qty",
+    "sel_dftr_trde_amt": "sell_arb_balance_amount",
+    "sel_dftr_trde_irds_amt": "sell_arb_balance_change",
     # short selling and stock lending
     "shrts_qty": "short_qty",
     "ovr_shrts_qty": "short_balance_qty",
@@ -107,6 +138,21 @@ FIELD_MAP: dict[str, str] = {
     "rmnd": "lending_balance_qty",
     "dbrt_trde_irds": "lending_change",
     "remn_amt": "lending_balance_amount",
+    "dbrt_trde_cntrcnt_sum": "lending_new_qty_sum",
+    "dbrt_trde_rpy_sum": "lending_repaid_qty_sum",
+    "rmnd_sum": "lending_balance_qty_sum",
+    "remn_amt_sum": "lending_balance_amount_sum",
+    "dbrt_trde_cntrcnt_rt": "lending_new_qty_share",
+    "dbrt_trde_rpy_rt": "lending_repaid_qty_share",
+    "rmnd_rt": "lending_balance_qty_share",
+    "remn_amt_rt": "lending_balance_amount_share",
+    # institution and foreign over a window (ka10045)
+    "orgn_daly_nettrede_qty": "institution",
+    "for_daly_nettrede_qty": "foreign",
+    "orgn_dt_acc": "institution_acc",
+    "for_dt_acc": "foreign_acc",
+    "orgn_prsm_avg_pric": "institution_avg_price",
+    "for_prsm_avg_pric": "foreign_avg_price",
     # foreign holdings
     "chg_qty": "foreign_change",
     "poss_stkcnt": "foreign_holding",
@@ -115,6 +161,13 @@ FIELD_MAP: dict[str, str] = {
     "frgnr_limit": "foreign_limit",
     "limit_exh_rt": "foreign_exhaustion",
     "frgnr_qota_rt": "foreign_ratio",
+}
+# api-id -> wire field -> context value, where the name means something else elsewhere
+# (``basis`` is an ELW's in ka30004)
+TR_FIELD_MAP: dict[str, dict[str, str]] = {
+    "ka90005": {"basis": "basis"},
+    "ka90007": {"basis": "basis"},
+    "ka90010": {"basis": "basis"},
 }
 
 
@@ -136,8 +189,9 @@ def _example_value(f: Field, example: dict[str, str]) -> str:
     return ""
 
 
-def _value(f: Field, ctx: Ctx, direction: bool, example: dict[str, str]) -> str:
-    key = FIELD_MAP.get(f.wire or f.name)
+def _value(f: Field, ctx: Ctx, direction: bool, example: dict[str, str], api_id: str) -> str:
+    name = f.wire or f.name
+    key = TR_FIELD_MAP.get(api_id, {}).get(name) or FIELD_MAP.get(name)
     if key == "ts" and f.kind == Kind.TIME:
         key = "time"
     if key is None:  # a field the market does not model: the reference's own example value
@@ -153,12 +207,16 @@ def _value(f: Field, ctx: Ctx, direction: bool, example: dict[str, str]) -> str:
 def build_body(tr: TR, rows: Rows) -> dict[str, Any]:
     """The JSON body of one page."""
     scalars, examples = _examples(tr.id)
-    body: dict[str, Any] = {f.name: _value(f, rows.scalars, rows.direction, scalars) for f in tr.response}
+    body: dict[str, Any] = {
+        f.name: _value(f, rows.scalars, rows.direction, scalars, tr.id) for f in tr.response
+    }
     main = tr.main
     if main is not None:
         body[main.key] = [
             {
-                f.name: _value(f, ctx, rows.direction, examples[_row(ctx, i, examples)] if examples else {})
+                f.name: _value(
+                    f, ctx, rows.direction, examples[_row(ctx, i, examples)] if examples else {}, tr.id
+                )
                 for f in main.items
             }
             for i, ctx in enumerate(rows.rows)

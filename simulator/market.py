@@ -584,14 +584,19 @@ class Market:
         return out
 
     # --- investor and trading flows ---------------------------------------------------
-    def _nets(self, s: _Symbol, ch: _Chunk, k: int, day: date) -> dict[str, int]:
+    def _foreign(self, s: _Symbol, ch: _Chunk, k: int, day: date) -> tuple[random.Random, int, int]:
+        """The day's first investor draw, the foreign net (foreigners buy up-days), with the
+        generator for the others and the volume: the balances' long runs need only this."""
         rng = random.Random(_seed(self.seed, s.inst.code, day, "investors"))
         v, ret = ch.v[k], math.log(ch.c[k] / ch.prev_close(k))
+        return rng, v, round(v * max(-0.15, min(0.15, rng.gauss(2 * ret, 0.06))))
+
+    def _nets(self, s: _Symbol, ch: _Chunk, k: int, day: date) -> dict[str, int]:
+        rng, v, foreign = self._foreign(s, ch, k, day)
 
         def part(mean: float, sd: float, cap: float) -> int:
             return round(v * max(-cap, min(cap, rng.gauss(mean, sd))))
 
-        foreign = part(2 * ret, 0.06, 0.15)  # foreigners buy up-days
         subs = {name: part(0.0, 0.012, 0.03) for name in INSTITUTION_TYPES}
         gov, corp, dom = part(0.0, 0.004, 0.01), part(0.0, 0.008, 0.02), part(0.0, 0.002, 0.005)
         inst = sum(subs.values())
@@ -659,7 +664,7 @@ class Market:
                 for year in range(start.year, day.year + 1):
                     c = self._chunk(s, year)
                     todo += [
-                        (d, c.v[j], self._nets(s, c, j, d)["foreign"])
+                        (d, c.v[j], self._foreign(s, c, j, d)[2])
                         for j, d in enumerate(c.days)
                         if start <= d <= day
                     ]

@@ -9,7 +9,12 @@ the TR's field names. Sources, chosen from the catalog's shape of the TR:
   trading day, newest first, from the end date back to the start date;
 - intraday series (a symbol, a time in the rows): one row a minute of the day;
 - market lists (stock or sector codes in the rows): the instruments of a market;
+- market-wide flows (program trading, arbitrage balances, stock lending) and a stock's
+  investor totals over a window: by TR, ``simulator.rows_market.SOURCES``;
 - anything else: the rows of the reference's example, with the requested symbol.
+
+Intraday rows of a stock carry the minute's index: their investor and program figures
+are the day's through that minute (``Flows.investors_session``), not the whole day's.
 
 Each source pages with an opaque cursor: a date, a (day, index) position, or
 an offset; positions are stable while today's session grows.
@@ -26,6 +31,7 @@ from typing import Any
 from schemas import calendar as cal
 from schemas.catalog import TR
 from schemas.kinds import Kind
+from simulator.flows_market import flows
 from simulator.market import Bar, Market
 from simulator.universe import Instrument
 
@@ -126,9 +132,10 @@ class Ctx(dict[str, Any]):
         group = _GROUPS.get(key)
         if group is None:
             return None
-        # no figures that day (e.g. before the balances start): empty strings, as the server sends
-        self.update(dict.fromkeys(_GROUP_KEYS[group], ""))
-        self.update(group(self))
+        # no figures that day (e.g. before the balances start): empty strings, as the server sends;
+        # values the row was built with stay
+        for k, v in {**dict.fromkeys(_GROUP_KEYS[group], ""), **group(self)}.items():
+            self.setdefault(k, v)
         return dict.get(self, key)
 
 
@@ -154,25 +161,44 @@ def _bar_values(bar: Bar, prev: float | None) -> dict[str, Any]:
     }
 
 
-def _investors(c: Ctx) -> dict[str, Any]:
-    trades = c.market.investor_trades(c.inst.code, c.day)  # type: ignore[union-attr,arg-type]
-    if trades is None:
-        return {}
-    side = c.options.get("trde_tp", "0")
-    amount = c.options.get("amt_qty_tp", "2") == ("0" if "netslmt_tp" in c.options else "1")
-    unit = 1000 if c.options.get("unit_tp") == "1000" else 1
-    price = c.get("close") or 0
-    out: dict[str, Any] = {}
+def _investor_figures(
+    trades: dict[str, tuple[int, int]], options: dict[str, str], price: float
+) -> tuple[dict[str, float], float]:
+    """Buys, sells or nets (``trde_tp``) per investor type as quantities or won
+    (``amt_qty_tp``), unrounded; and the divisor to the wire's unit."""
+    side = options.get("trde_tp", "0")
+    amount = options.get("amt_qty_tp", "2") == ("0" if "netslmt_tp" in options else "1")
+    unit = 1_000_000 if amount else 1000 if options.get("unit_tp") == "1000" else 1
+    out = {}
     for key in INVESTORS:
         buy, sell = trades[key]
         qty = buy if side == "1" else sell if side == "2" else buy - sell
-        out[key] = round(qty * price / 1_000_000) if amount else round(qty / unit)
-    return out
+        out[key] = qty * price if amount else float(qty)
+    return out, unit
+
+
+def _investors(c: Ctx) -> dict[str, Any]:
+    minute = c.get("minute")
+    if minute is None:
+        trades = c.market.investor_trades(c.inst.code, c.day)  # type: ignore[union-attr,arg-type]
+    else:  # intraday: through this minute
+        session = flows(c.market).investors_session(c.inst.code, c.day)  # type: ignore[union-attr,arg-type]
+        trades = session[minute] if minute < len(session) else None
+    if trades is None:
+        return {}
+    figures, unit = _investor_figures(trades, c.options, c.get("close") or 0)
+    return {k: round(v / unit) for k, v in figures.items()}
 
 
 def _program(c: Ctx) -> dict[str, Any]:
-    p = c.market.program_trading(c.inst.code, c.day)  # type: ignore[union-attr,arg-type]
-    prev = c.market.program_trading(c.inst.code, cal.previous_trading_day(c.day)) or {}  # type: ignore[union-attr,arg-type]
+    code, day, minute = c.inst.code, c.day, c.get("minute")  # type: ignore[union-attr]
+    if minute is None:
+        p = c.market.program_trading(code, day)  # type: ignore[arg-type]
+        prev = c.market.program_trading(code, cal.previous_trading_day(day)) or {}  # type: ignore[arg-type]
+    else:  # intraday: through this minute, the change since the minute before
+        session = flows(c.market).program_stock_session(code, day)  # type: ignore[arg-type]
+        p = session[minute] if minute < len(session) else None
+        prev = session[minute - 1] if 0 < minute <= len(session) else {}
     if p is None:
         return {}
     out = {f"prm_{k}": v for k, v in p.items()}
@@ -210,6 +236,30 @@ def _foreign(c: Ctx) -> dict[str, Any]:
     }
 
 
+def _window_acc(c: Ctx) -> dict[str, Any]:
+    """Institution and foreign net buying cumulated from ``strt_dt`` through the row's day."""
+    start = parse_day(c.options.get("strt_dt"))
+    if start is None:  # no window asked: no period figures
+        return {}
+    end = parse_day(c.options.get("end_dt")) or c.day
+    got = flows(c.market).investor_window(c.inst.code, start, end).cumulative.get(c.day)  # type: ignore[union-attr,arg-type]
+    return {} if got is None else {"institution_acc": got["institution"], "foreign_acc": got["foreign"]}
+
+
+def _window_price(c: Ctx) -> dict[str, Any]:
+    """Institution and foreign estimated average price (buy or sell, as asked) over the
+    window up to the context's day (the latest day for a summary: no later days count)."""
+    start = parse_day(c.options.get("strt_dt"))
+    if start is None:
+        return {}
+    end = min(parse_day(c.options.get("end_dt")) or c.day, c.day)  # type: ignore[type-var]
+    w = flows(c.market).investor_window(c.inst.code, start, end)  # type: ignore[union-attr,arg-type]
+    return {
+        f"{who}_avg_price": w.avg_price.get((who, "sell" if c.options.get(option) == "2" else "buy"))
+        for who, option in (("institution", "orgn_prsm_unp_tp"), ("foreign", "for_prsm_unp_tp"))
+    }
+
+
 _GROUPS: dict[str, Callable[[Ctx], dict[str, Any]]] = {
     **dict.fromkeys(INVESTORS, _investors),
     **{
@@ -240,6 +290,8 @@ _GROUPS: dict[str, Callable[[Ctx], dict[str, Any]]] = {
             "lending_balance_amount",
         )
     },
+    **dict.fromkeys(("institution_acc", "foreign_acc"), _window_acc),
+    **dict.fromkeys(("institution_avg_price", "foreign_avg_price"), _window_price),
     **{
         k: _foreign
         for k in (
@@ -389,7 +441,7 @@ def _intraday(
         for i in range(min(start, len(bars) - 1), -1, -1):
             values = _bar_values(bars[i], prev)
             values["acc_volume"] = accs[i]
-            yield str(i), Ctx(market, inst, day, opts, **values)
+            yield str(i), Ctx(market, inst, day, opts, minute=i, **values)
 
     rows, nxt = _page(items(), size)
     return Rows(rows, _latest(market, inst, opts, now), nxt)
@@ -440,6 +492,10 @@ def rows_for(
     cursor: str | None,
 ) -> Rows:
     """The rows of one page of ``tr`` for the request options ``opts``."""
+    from simulator.rows_market import SOURCES  # built on this module's contexts and pages
+
+    if tr.id in SOURCES:
+        return SOURCES[tr.id](market, inst, opts, now, size, cursor)
     if tr.id in CHARTS and inst is not None:
         return _chart(tr, market, inst, opts, now, size, cursor)
     main = tr.main
