@@ -153,9 +153,9 @@ def _quote(text: str) -> str:
 _RETRYABLE = ("database is locked", "conflict", "busy")
 
 
-def is_retryable(exc: BaseException) -> bool:
+def is_retryable(exc: BaseException, also: tuple[str, ...] = ()) -> bool:
     text = str(exc).lower()
-    return isinstance(exc, duckdb.Error) and any(marker in text for marker in _RETRYABLE)
+    return isinstance(exc, duckdb.Error) and any(marker in text for marker in (*_RETRYABLE, *also))
 
 
 def retry_transaction(
@@ -164,6 +164,7 @@ def retry_transaction(
     attempts: int = 30,
     base_delay: float = 0.02,
     max_delay: float = 1.0,
+    also: tuple[str, ...] = (),
 ) -> T:
     """Run ``fn`` (a whole transaction) again when another writer holds the catalog.
 
@@ -180,7 +181,7 @@ def retry_transaction(
                     con.execute("ROLLBACK")
                 except duckdb.Error:
                     pass
-            if not is_retryable(exc) or attempt == attempts - 1:
+            if not is_retryable(exc, also) or attempt == attempts - 1:
                 raise
             time.sleep(min(max_delay, base_delay * 2**attempt) * (0.5 + random.random()))
     raise AssertionError("unreachable")

@@ -202,7 +202,7 @@ class Warehouse:
     def con(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             self._con = open_lake(self.config)
-            retry_transaction(self._create_meta, self._con)
+            retry_transaction(self._create_meta, self._con, also=("already exists",))
         return self._con
 
     def close(self) -> None:
@@ -255,6 +255,9 @@ class Warehouse:
 
         def create() -> None:
             con = self.con
+            # look inside the transaction: a table another process creates meanwhile is either
+            # visible here or makes this commit conflict (retried)
+            con.execute("BEGIN")
             have = dict(
                 con.execute(
                     "SELECT column_name, data_type FROM duckdb_columns() "
@@ -262,7 +265,6 @@ class Warehouse:
                     [LAKE, ds.name],
                 ).fetchall()
             )
-            con.execute("BEGIN")
             if not have:
                 cols = ", ".join(f"{_ident(c)} {sql_type(t)}" for c, t in ds.schema.items())
                 con.execute(f"CREATE TABLE {_ident(ds.name)} ({cols})")
@@ -288,7 +290,7 @@ class Warehouse:
             con.execute("COMMIT")
 
         with self._lock:
-            retry_transaction(create, self.con)
+            retry_transaction(create, self.con, also=("already exists",))
             self._ready.add(ds.name)
 
     # ------------------------------------------------------------------ writing
