@@ -131,10 +131,10 @@ def plan(
     now = now or datetime.now(cal.KST)
     if ds.style in ("snapshot", "reference"):
         start = end = cal.to_kst(now).date()
-    request = ds.request(api_id, symbol=None, **options) if ds.symbol is None else None
+    request = ds.request(api_id, None, None, None, **options) if ds.symbol is None else None
     jobs: list[Job] = []
     for symbol in symbols:
-        body = request or ds.request(api_id, symbol=symbol or "", **options)
+        body = request or ds.request(api_id, symbol or "", None, None, **options)
         opts = ds.option_values(api_id, body)
         key_symbol = (symbol or "") if ds.symbol else ""
         if ds.style in ("snapshot", "reference"):

@@ -165,11 +165,9 @@ def _execute(target: Target, jobs: Sequence[Job], run: Run, now: datetime | None
         first, last = batch[0], batch[-1]
         label = f"{first.dataset} {first.symbol or ''}..{last.symbol or ''} ({len(batch)} windows)"
         futures[fetch_batch.submit(target, batch, run, label, now)] = (label, batch)
-    done = 0
     _report(0, len(batches), "starting")
-    for future in as_completed(list(futures)):
+    for done, future in enumerate(as_completed(list(futures)), start=1):
         label, batch = futures[future]
-        done += 1
         try:
             summary.merge(future.result())
         except Exception as exc:  # a batch that failed after its retries: the run fails, the rest goes on
@@ -202,7 +200,7 @@ def _finish(wh: Warehouse, run: Run, summary: Summary, started: float, title: st
             ],
             description=f"{title}: run {run.id}, {status}",
         )
-    except Exception as exc:  # noqa: BLE001 - an artifact is a report, never a reason to lose a run
+    except Exception as exc:
         get_run_logger().warning("could not create the summary artifact: %s", exc)
     result["status"] = status
     result["run_id"] = run.id

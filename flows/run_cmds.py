@@ -16,7 +16,8 @@ from flows.lake_cmds import WarehouseOpt, console, fail, frame_table
 from schemas import calendar as cal
 
 BaseUrlOpt = Annotated[
-    str | None, typer.Option("--base-url", help="Kiwoom-compatible base URL, e.g. the simulator's", show_default=False)
+    str | None,
+    typer.Option("--base-url", help="Kiwoom-compatible base URL, e.g. the simulator's", show_default=False),
 ]
 HostOpt = Annotated[str | None, typer.Option("--host", help="prod or paper (default $KIWOOM_HOST or prod)")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="show what would be fetched; fetch nothing")]
@@ -63,10 +64,12 @@ def _dry_run(jobs: list[Any], rate: float) -> None:
     if not jobs:
         console.print("nothing to fetch: coverage already has every window asked for")
         return
-    rows = {}
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
     for job in jobs:
         key = (job.dataset, job.api_id)
-        entry = rows.setdefault(key, {"symbols": set(), "windows": 0, "first": job.start, "last": job.end, "pages": 0})
+        entry = rows.setdefault(
+            key, {"symbols": set(), "windows": 0, "first": job.start, "last": job.end, "pages": 0}
+        )
         entry["symbols"].add(job.symbol)
         entry["windows"] += 1
         entry["first"], entry["last"] = min(entry["first"], job.start), max(entry["last"], job.end)
@@ -96,8 +99,12 @@ def _run_flow(fn: Any, **params: Any) -> dict[str, Any]:
 
     _quiet_prefect()
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
     ) as progress:
         bar = progress.add_task("batches", total=None)
 
@@ -114,7 +121,7 @@ def _run_flow(fn: Any, **params: Any) -> dict[str, Any]:
 def _print_summary(result: dict[str, Any]) -> None:
     rows = result.get("rows", {})
     table = pl.DataFrame(
-        {"dataset": list(rows) + ["(total)"], "rows written": [*rows.values(), sum(rows.values())]},
+        {"dataset": [*rows, "(total)"], "rows written": [*rows.values(), sum(rows.values())]},
         schema={"dataset": pl.String, "rows written": pl.Int64},
     )
     console.print(frame_table(table, title=f"run {result['run_id']}: {result['status']}"))
@@ -135,11 +142,15 @@ def _finish(result: dict[str, Any]) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("backfill")
     def backfill_cmd(
-        dataset: Annotated[list[str], typer.Option("--dataset", "-d", help="dataset or family (repeat or comma-separate)")],
+        dataset: Annotated[
+            list[str], typer.Option("--dataset", "-d", help="dataset or family (repeat or comma-separate)")
+        ],
         symbols: Annotated[str, typer.Option(help="codes (005930,000660), kospi, kosdaq or all")] = "all",
         start: Annotated[str | None, typer.Option(help="first day, YYYY-MM-DD (default a year back)")] = None,
         end: Annotated[str | None, typer.Option(help="last day, YYYY-MM-DD (default today)")] = None,
-        option: Annotated[list[str] | None, typer.Option("--option", "-o", help="request option FIELD=VALUE")] = None,
+        option: Annotated[
+            list[str] | None, typer.Option("--option", "-o", help="request option FIELD=VALUE")
+        ] = None,
         base_url: BaseUrlOpt = None,
         host: HostOpt = None,
         warehouse: WarehouseOpt = None,
@@ -165,7 +176,9 @@ def register(app: typer.Typer) -> None:
                     jobs = pipeline.build_jobs(wh, names, symbols, first, last, opts)
                 _dry_run(jobs, settings.limits.total or 5.0)
                 return
-            with Warehouse(LakeConfig.load(warehouse)) as wh:  # bad symbols/options fail before Prefect starts
+            with Warehouse(
+                LakeConfig.load(warehouse)
+            ) as wh:  # bad symbols/options fail before Prefect starts
                 pipeline.build_jobs(wh, names, symbols, first, last, opts)
         except (KeyError, ValueError) as exc:
             raise fail(str(exc.args[0] if isinstance(exc, KeyError) else exc), 2) from None
@@ -187,7 +200,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("daily")
     def daily_cmd(
-        dataset: Annotated[list[str] | None, typer.Option("--dataset", "-d", help="datasets (default: the daily set)")] = None,
+        dataset: Annotated[
+            list[str] | None, typer.Option("--dataset", "-d", help="datasets (default: the daily set)")
+        ] = None,
         symbols: Annotated[str, typer.Option(help="codes, kospi, kosdaq or all")] = "all",
         lookback_days: Annotated[int, typer.Option(help="days back for symbols with no coverage yet")] = 30,
         base_url: BaseUrlOpt = None,
@@ -206,7 +221,9 @@ def register(app: typer.Typer) -> None:
             last = complete_through(datetime.now(cal.KST))
             try:
                 with Warehouse(LakeConfig.load(warehouse)) as wh:
-                    jobs = pipeline.build_jobs(wh, names, symbols, last - timedelta(days=lookback_days), last, None)
+                    jobs = pipeline.build_jobs(
+                        wh, names, symbols, last - timedelta(days=lookback_days), last, None
+                    )
             except (KeyError, ValueError) as exc:
                 raise fail(str(exc), 2) from None
             _dry_run(jobs, settings.limits.total or 5.0)
@@ -235,10 +252,14 @@ def register(app: typer.Typer) -> None:
         settings = _settings(base_url, host)
         if dry_run:
             n = sum(len(m) for m in pipeline.UNIVERSE_MARKETS.values())
-            console.print(f"would fetch ka10099 and ka10101 for {n} markets: {n} requests, "
-                          f"{n / (settings.limits.total or 5.0):.1f} s at the configured rate")
+            console.print(
+                f"would fetch ka10099 and ka10101 for {n} markets: {n} requests, "
+                f"{n / (settings.limits.total or 5.0):.1f} s at the configured rate"
+            )
             return
-        _finish(_run_flow(pipeline.refresh_universe, base_url=base_url, host=host, warehouse=_lake(warehouse)))
+        _finish(
+            _run_flow(pipeline.refresh_universe, base_url=base_url, host=host, warehouse=_lake(warehouse))
+        )
 
 
 def _lake(warehouse: Path | None) -> str | None:

@@ -1,4 +1,7 @@
-"""Which symbols a flow fetches: a list, a market (``kospi``, ``kosdaq``) or ``all``, checked against the universe."""
+"""Which symbols a flow fetches: a list, a market (``kospi``, ``kosdaq``) or ``all``.
+
+Explicit codes are checked against the universe in the warehouse when it has been fetched.
+"""
 
 from __future__ import annotations
 

@@ -37,13 +37,13 @@ AFTER_CLOSE = datetime(2025, 12, 30, 16, 0, tzinfo=KST)
 SYMBOLS = {"stock": "005930", "sector": "001", "gold": "M04020000"}
 
 MISSION_TRS = {
-    *"ka10079 ka10080 ka10081 ka10082 ka10083 ka10094".split(),
-    *"ka20004 ka20005 ka20006 ka20007 ka20008 ka20019".split(),
-    *"ka50079 ka50080 ka50081 ka50082 ka50083 ka50091 ka50092".split(),
-    *"ka10008 ka10009 ka10044 ka10045 ka10051 ka10058 ka10059 ka10060 ka10061".split(),
-    *"ka10063 ka10064 ka10066 ka10131 ka52301 ka90009".split(),
-    *"ka90003 ka90004 ka90005 ka90006 ka90007 ka90008 ka90010 ka90013 ka10010".split(),
-    *"ka10014 ka10068 ka10069 ka20068 ka90012".split(),
+    *["ka10079", "ka10080", "ka10081", "ka10082", "ka10083", "ka10094"],
+    *["ka20004", "ka20005", "ka20006", "ka20007", "ka20008", "ka20019"],
+    *["ka50079", "ka50080", "ka50081", "ka50082", "ka50083", "ka50091", "ka50092"],
+    *["ka10008", "ka10009", "ka10044", "ka10045", "ka10051", "ka10058", "ka10059", "ka10060", "ka10061"],
+    *["ka10063", "ka10064", "ka10066", "ka10131", "ka52301", "ka90009"],
+    *["ka90003", "ka90004", "ka90005", "ka90006", "ka90007", "ka90008", "ka90010", "ka90013", "ka10010"],
+    *["ka10014", "ka10068", "ka10069", "ka20068", "ka90012"],
 }
 
 
@@ -90,7 +90,7 @@ def _symbol_for(name: str, api_id: str) -> str | None:
 
 def test_registry_covers_every_mission_tr_and_bar_family():
     sources = {api for ds in datasets().values() for api in ds.sources}
-    assert MISSION_TRS <= sources, MISSION_TRS - sources
+    assert sources >= MISSION_TRS, MISSION_TRS - sources
     assert set(BAR_DATASETS) == {
         *(f"stock_bars_{i}" for i in ("tick", "minute", "daily", "weekly", "monthly", "yearly")),
         *(f"sector_bars_{i}" for i in ("tick", "minute", "daily", "weekly", "monthly", "yearly")),
@@ -128,7 +128,7 @@ def test_bar_contracts():
 
 
 def test_unknown_dataset_names_the_known_ones():
-    with pytest.raises(KeyError, match="unknown dataset 'stock_bars_hourly'.*stock_bars_daily"):
+    with pytest.raises(KeyError, match=r"unknown dataset 'stock_bars_hourly'.*stock_bars_daily"):
         dataset("stock_bars_hourly")
 
 
@@ -480,7 +480,8 @@ def test_read_only_connection_sees_plain_names_and_refuses_writes(wh, tmp_path):
         frame = con.sql("SELECT symbol, count(*) AS n FROM stock_bars_daily GROUP BY symbol").pl()
         assert frame.rows() == [("005930", len(DAYS))]
         comment = con.sql(
-            "SELECT comment FROM duckdb_columns() WHERE table_name = 'stock_bars_daily' AND column_name = 'turnover'"
+            "SELECT comment FROM duckdb_columns() "
+            "WHERE table_name = 'stock_bars_daily' AND column_name = 'turnover'"
         ).fetchone()
         assert comment == ("거래대금 (원)",)
         with pytest.raises(Exception, match="read-only"):

@@ -281,18 +281,18 @@ def _bar_build(
         cols["turnover"] = pl.col(money).cast(pl.Int64) * _UNIT_FACTOR[unit]
     else:
         cols["turnover"] = pl.lit(None, pl.Int64)
-    out = frame.select(**cols)
+    bars = frame.select(**cols)
     if "seq" in ds.schema:
         # pages come newest first; seq numbers the trades of one second in time order
-        out = out.reverse().with_columns(seq=pl.int_range(pl.len(), dtype=pl.Int32).over("ts")).reverse()
-    return out
+        bars = bars.reverse().with_columns(seq=pl.int_range(pl.len(), dtype=pl.Int32).over("ts")).reverse()
+    return bars
 
 
 def _bar_dataset(family: str, interval: str, sources: tuple[str, ...]) -> Dataset:
     intraday = interval in ("tick", "minute")
-    prices: pl.DataType = pl.Float64 if family == "sector" else pl.Int64
+    prices: pl.DataType = pl.Float64() if family == "sector" else pl.Int64()
     takes = {s["name"] for s in catalog().tr(sources[0]).request}
-    cols: dict[str, pl.DataType] = {"symbol": pl.String}
+    cols: dict[str, pl.DataType] = {"symbol": pl.String()}
     cols["ts" if intraday else "date"] = TS if intraday else pl.Date()
     options: list[str] = []
     if "tic_scope" in takes:

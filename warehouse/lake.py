@@ -15,6 +15,7 @@ installed, otherwise DuckDB's own ``INSTALL`` is used.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import sqlite3
@@ -120,10 +121,13 @@ def open_lake(config: LakeConfig, read_only: bool = False) -> duckdb.DuckDBPyCon
             _prepare_sqlite(sqlite_path)
         if "://" not in config.data_path:
             Path(config.data_path).mkdir(parents=True, exist_ok=True)
-    settings = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+    settings: dict[str, str | bool | int | float | list[str]] = {
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+    }
     ext = _extension_dir()
     if ext:
-        settings["extension_directory"] = ext  # type: ignore[assignment]
+        settings["extension_directory"] = ext
     con = duckdb.connect(":memory:", config=settings)
     try:
         con.execute(f"SET TimeZone = '{TIMEZONE}'")
@@ -177,10 +181,8 @@ def retry_transaction(
             return fn()
         except duckdb.Error as exc:
             if con is not None:
-                try:
+                with contextlib.suppress(duckdb.Error):  # nothing open to roll back
                     con.execute("ROLLBACK")
-                except duckdb.Error:
-                    pass
             if not is_retryable(exc, also) or attempt == attempts - 1:
                 raise
             time.sleep(min(max_delay, base_delay * 2**attempt) * (0.5 + random.random()))

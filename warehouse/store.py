@@ -233,7 +233,8 @@ class Warehouse:
         existing = {
             r[0]: r[1]
             for r in con.execute(
-                "SELECT table_name, comment FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'meta'",
+                "SELECT table_name, comment FROM duckdb_tables() "
+                "WHERE database_name = ? AND schema_name = 'meta'",
                 [LAKE],
             ).fetchall()
         }
@@ -285,7 +286,8 @@ class Warehouse:
                         have[col].startswith("TIMESTAMP WITH TIME ZONE") and sql_type(dtype) == "TIMESTAMPTZ"
                     ):
                         raise WarehouseError(
-                            f"{ds.name}.{col} is {have[col]} in the lake but {sql_type(dtype)} in the registry"
+                            f"{ds.name}.{col} is {have[col]} in the lake "
+                            f"but {sql_type(dtype)} in the registry"
                         )
             con.execute("COMMIT")
 
@@ -319,7 +321,8 @@ class Warehouse:
         if dup.height:
             sample = dup.select(ds.key).head(1).to_dicts()[0]
             raise WarehouseError(
-                f"dataset {ds.name}: {dup.height} rows share a key within one write (e.g. {sample}); nothing written"
+                f"dataset {ds.name}: {dup.height} rows share a key within one write "
+                f"(e.g. {sample}); nothing written"
             )
         return out
 
@@ -417,7 +420,8 @@ class Warehouse:
                 [ds.name],
             ).fetchall()
             con.execute(
-                "DELETE FROM meta.coverage WHERE dataset = ? AND (symbol, options) IN (SELECT symbol, options FROM _pairs)",
+                "DELETE FROM meta.coverage WHERE dataset = ? "
+                "AND (symbol, options) IN (SELECT symbol, options FROM _pairs)",
                 [ds.name],
             )
         finally:
@@ -587,7 +591,8 @@ class Warehouse:
         ds = dataset(name)
         if ds.name not in self.tables():
             return pl.DataFrame(schema=ds.schema)
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if symbols is not None and ds.symbol:
             where.append(f"{_ident(ds.symbol)} IN (SELECT unnest(?))")
             params.append(list(symbols))
@@ -610,7 +615,8 @@ class Warehouse:
         last = {
             r[0]: (r[1], r[2])
             for r in self.con.execute(
-                "SELECT dataset, max(committed_at), arg_max(run_id, committed_at) FROM meta.writes GROUP BY dataset"
+                "SELECT dataset, max(committed_at), arg_max(run_id, committed_at) "
+                "FROM meta.writes GROUP BY dataset"
             ).fetchall()
         }
         out = []
