@@ -33,6 +33,7 @@ catalog: venv
 bench: venv
 	$(BIN)/python bench/normalize.py
 	$(BIN)/python bench/ratelimit.py
+	$(BIN)/python bench/warehouse.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

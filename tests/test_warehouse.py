@@ -531,3 +531,30 @@ def test_dataset_reference_is_up_to_date():
     from warehouse.docs import DOC, render
 
     assert DOC.read_text(encoding="utf-8") == render(), "run python -m warehouse.docs"
+
+
+def test_read_bounds_timestamps_by_kst_days(wh):
+    ds = dataset("stock_bars_minute")
+    days = DAYS[:3]
+    stamps = [
+        datetime.combine(d, datetime.min.time(), KST) + timedelta(hours=h, minutes=1)
+        for d in days
+        for h in (0, 9, 15)
+    ]
+    n = len(stamps)
+    frame = pl.DataFrame(
+        {
+            "symbol": ["005930"] * n,
+            "ts": stamps,
+            "tic_scope": [1] * n,
+            "adjusted": [True] * n,
+            **{c: list(range(1, n + 1)) for c in ("open", "high", "low", "close", "volume")},
+            "turnover": [None] * n,
+        },
+        schema={c: t for c, t in ds.schema.items() if c != "run_id"},
+    )
+    wh.write("stock_bars_minute", frame, Run.new())
+    middle = wh.read("stock_bars_minute", ["005930"], days[1], days[1])
+    assert middle["ts"].to_list() == [s for s in stamps if s.date() == days[1]]
+    assert wh.read("stock_bars_minute", ["005930"], days[0], days[2]).height == n
+    assert wh.read("stock_bars_minute", ["000660"]).is_empty()

@@ -21,7 +21,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -596,13 +596,15 @@ class Warehouse:
         if symbols is not None and ds.symbol:
             where.append(f"{_ident(ds.symbol)} IN (SELECT unnest(?))")
             params.append(list(symbols))
-        day = _ident(ds.time) if ds.schema[ds.time] == pl.Date else f"CAST({_ident(ds.time)} AS DATE)"
+        col = _ident(ds.time)
+        dated = ds.schema[ds.time] == pl.Date
+        # timestamps are bounded by KST midnights, so file statistics prune (no cast per row)
         if start is not None:
-            where.append(f"{day} >= ?")
-            params.append(start)
+            where.append(f"{col} >= ?")
+            params.append(start if dated else datetime.combine(start, time(), KST))
         if end is not None:
-            where.append(f"{day} <= ?")
-            params.append(end)
+            where.append(f"{col} {'<=' if dated else '<'} ?")
+            params.append(end if dated else datetime.combine(end + timedelta(days=1), time(), KST))
         sql = f"SELECT * FROM {_ident(ds.name)}" + (f" WHERE {' AND '.join(where)}" if where else "")
         sql += " ORDER BY " + ", ".join(_ident(c) for c in ds.key)
         return self.con.execute(sql, params).pl().select(list(ds.schema))
