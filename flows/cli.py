@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import re
-import warnings
-from collections import Counter
 from typing import Annotated
 
-import polars as pl
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -140,42 +137,17 @@ def sim_cmd(
 
 
 @app.command()
-def demo() -> None:
-    """Show what exists: the catalog, and the reference's examples normalized."""
-    cat = schemas.catalog()
-    kinds: Counter[str] = Counter()
-    for tr in cat.trs.values():
-        for f in tr.row_fields():
-            kinds[f.kind.value] += 1
-    console.rule("catalog")
-    console.print(
-        f"{len(cat.trs)} TRs ({sum(t.is_order for t in cat.trs.values())} order TRs, refused), "
-        f"{len(cat.realtime)} realtime types, {len(cat.errors)} error codes"
-    )
-    console.print("field kinds: " + ", ".join(f"{k} {n}" for k, n in kinds.most_common()))
-    console.rule("reference examples normalized")
-    ok, broken = 0, []
-    for tr in cat.trs.values():
-        if tr.transport != "rest" or tr.example is None:
-            broken.append(tr.id)
-            continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            schemas.normalize(tr.id, tr.example)
-        ok += 1
-    console.print(f"{ok} REST examples normalized; {len(broken)} not (broken in the reference or WebSocket)")
-    for api_id in ("ka10081", "ka20006"):
-        tr = cat.tr(api_id)
-        console.print(f"\n[bold]{api_id}[/bold] {tr.name}")
-        with pl.Config(tbl_cols=8, tbl_width_chars=120):
-            print(schemas.normalize(api_id, tr.example or {}))
-    console.print("\n[bold]0B[/bold] realtime trade")
-    frame = cat.realtime_type("0B").raw["example"]
-    print(
-        schemas.normalize_realtime(frame)["0B"].select(
-            "type", "item", "time", "price", "price_dir", "size", "size_side", "cum_volume"
-        )
-    )
+def demo(
+    warehouse: Annotated[str | None, typer.Option("--warehouse", "-w", help="lake folder")] = None,
+    port: Annotated[int, typer.Option(help="simulator port (default: a free one)")] = 0,
+) -> None:
+    """The batch pipeline end to end against the simulator: universe, backfills, status and a query."""
+    from pathlib import Path
+
+    from flows.demo import run_demo
+    from simulator.server import free_port
+
+    raise typer.Exit(run_demo(Path(warehouse) if warehouse else None, port or free_port()))
 
 
 def main() -> None:

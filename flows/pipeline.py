@@ -334,8 +334,12 @@ def refresh_universe(
     host: str | None = None,
     warehouse: str | None = None,
     now: datetime | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """The stock list (ka10099: KOSPI, KOSDAQ, gold) and sector codes (ka10101) into reference datasets."""
+    """The stock list (ka10099: KOSPI, KOSDAQ, gold) and sector codes (ka10101) into reference datasets.
+
+    A market already refreshed today is skipped unless ``force``.
+    """
     started = time.monotonic()
     target = Target(base_url, host, warehouse)
     wh = target.lake()
@@ -346,8 +350,9 @@ def refresh_universe(
     for name, markets in UNIVERSE_MARKETS.items():
         ds = get_dataset(name)
         for market in markets:
-            # a list is refreshed every run: the day's coverage does not hold it back
-            jobs.append(Job(name, ds.sources[0], None, {"mrkt_tp": market}, today, today))
+            spans = wh.covered(name, "", {"mrkt_tp": market})
+            if force or not any(lo <= today <= hi for lo, hi in spans):
+                jobs.append(Job(name, ds.sources[0], None, {"mrkt_tp": market}, today, today))
     summary = _execute(target, jobs, run, now)
     return _finish(wh, run, summary, started, "universe")
 

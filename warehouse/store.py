@@ -15,15 +15,16 @@ run again from the start (it is idempotent, so that is safe).
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import polars as pl
@@ -103,6 +104,20 @@ def _text(value: str) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _locked(method: F) -> F:
+    """One DuckDB connection is not safe for concurrent use: every method holds the warehouse's lock."""
+
+    @functools.wraps(method)
+    def wrapper(self: Warehouse, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -200,11 +215,13 @@ class Warehouse:
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
-        if self._con is None:
-            self._con = open_lake(self.config)
-            retry_transaction(self._create_meta, self._con, also=("already exists",))
-        return self._con
+        with self._lock:
+            if self._con is None:
+                self._con = open_lake(self.config)
+                retry_transaction(self._create_meta, self._con, also=("already exists",))
+            return self._con
 
+    @_locked
     def close(self) -> None:
         if self._con is not None:
             self._con.close()
@@ -243,12 +260,14 @@ class Warehouse:
                 con.execute(f"COMMENT ON TABLE meta.{table} IS {_text(comment)}")
         con.execute("COMMIT")
 
+    @_locked
     def tables(self) -> set[str]:
         rows = self.con.execute(
             "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'main'", [LAKE]
         ).fetchall()
         return {r[0] for r in rows}
 
+    @_locked
     def ensure(self, ds: Dataset) -> None:
         """Create the dataset's table (partitioned, commented), or add columns the registry gained."""
         if ds.name in self._ready:
@@ -348,6 +367,7 @@ class Warehouse:
             for s in spans
         ]
 
+    @_locked
     def write(
         self,
         name: str,
@@ -499,6 +519,7 @@ class Warehouse:
             ],
         )
 
+    @_locked
     def record_run(self, run: Run, status: str, summary: Mapping[str, Any] | None = None) -> None:
         """Open (status ``running``) or close (``ok``, ``failed``, ...) a run in ``meta.runs``."""
         finished = None if status == "running" else _now()
@@ -513,6 +534,7 @@ class Warehouse:
         with self._lock:
             retry_transaction(transaction, self.con)
 
+    @_locked
     def runs(self, limit: int = 20) -> pl.DataFrame:
         return self.con.execute(
             "SELECT r.*, coalesce(w.rows, 0) AS rows_written FROM meta.runs r "
@@ -523,6 +545,7 @@ class Warehouse:
 
     # ------------------------------------------------------------------ coverage
 
+    @_locked
     def coverage(self, name: str | None = None) -> pl.DataFrame:
         sql = "SELECT dataset, symbol, options, start_date, end_date FROM meta.coverage"
         params: list[Any] = []
@@ -531,6 +554,7 @@ class Warehouse:
             params.append(dataset(name).name)
         return self.con.execute(sql + " ORDER BY ALL", params).pl()
 
+    @_locked
     def covered(self, name: str, symbol: str, options: Mapping[str, Any]) -> list[tuple[date, date]]:
         rows = self.con.execute(
             "SELECT start_date, end_date FROM meta.coverage WHERE dataset = ? AND symbol = ? AND options = ? "
@@ -539,6 +563,7 @@ class Warehouse:
         ).fetchall()
         return [(r[0], r[1]) for r in rows]
 
+    @_locked
     def missing(
         self, name: str, symbol: str, options: Mapping[str, Any], start: date, end: date
     ) -> list[tuple[date, date]]:
@@ -548,6 +573,7 @@ class Warehouse:
         holes = _subtract((start, end), _merge(self.covered(name, symbol, options)))
         return [(lo, hi) for lo, hi, _ in _trading_trim(holes)]
 
+    @_locked
     def gaps(self, name: str | None = None) -> pl.DataFrame:
         """Trading days inside each covered stretch's hull that were never fetched."""
         cov = self.coverage(name)
@@ -577,9 +603,11 @@ class Warehouse:
 
     # ------------------------------------------------------------------ reading
 
+    @_locked
     def sql(self, query: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
         return self.con.execute(query, params or []).pl()
 
+    @_locked
     def read(
         self,
         name: str,
@@ -609,6 +637,7 @@ class Warehouse:
         sql += " ORDER BY " + ", ".join(_ident(c) for c in ds.key)
         return self.con.execute(sql, params).pl().select(list(ds.schema))
 
+    @_locked
     def status(self) -> pl.DataFrame:
         """Per dataset in the lake: rows, symbols, first and last time, last write and run, gap days."""
         have = self.tables()
@@ -659,6 +688,7 @@ class Warehouse:
 
     # ------------------------------------------------------------------ maintenance
 
+    @_locked
     def compact(self, older_than: timedelta = timedelta(days=7), dry_run: bool = False) -> dict[str, int]:
         """Merge small files, expire snapshots older than ``older_than`` and delete files no one needs.
 

@@ -1,0 +1,154 @@
+"""``kwh demo``: the whole batch pipeline against the simulator, in a few minutes.
+
+Starts the simulator on a free loopback port (a subprocess, as a user would),
+refreshes the universe, backfills daily bars of 20 stocks over 3 years,
+1-minute bars of 5 of them over their last 5 trading days, sector and gold
+daily bars, an investor, a program-trading and the short-selling dataset for
+those stocks, all through the Prefect flows; then prints ``kwh status`` and a
+query, and stops the simulator. A second run fetches nothing new.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from flows.lake_cmds import console, frame_table, show_status
+from schemas import calendar as cal
+from warehouse import LakeConfig, Warehouse, connect
+
+DEMO_STOCKS = 20
+MINUTE_STOCKS = 5
+SECTORS = "001,101"
+GOLD = "M04020000"
+SAMPLE_SQL = """
+SELECT b.symbol, l.name, count(*) AS days, min(b.date) AS first, max(b.date) AS last,
+       round(avg(b.close)) AS avg_close, round(sum(b.turnover) / 1e12, 2) AS turnover_trn_won
+FROM stock_bars_daily b JOIN stock_list l ON l.code = b.symbol
+GROUP BY ALL ORDER BY turnover_trn_won DESC LIMIT 10
+""".strip()
+
+
+def _die_with_parent() -> None:
+    """Linux: the simulator gets SIGTERM if the demo dies, so no server is left behind."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+@contextlib.contextmanager
+def simulator(port: int) -> Iterator[str]:
+    """``kwh sim`` as a subprocess; yields its base URL and stops it afterwards."""
+    cmd = [sys.executable, "-c", "from flows.cli import main; main()", "sim", "--port", str(port)]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_die_with_parent
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"the simulator exited: {proc.stderr.read().decode() if proc.stderr else ''}"
+                )
+            try:
+                httpx.get(f"{url}/_sim/stats", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the simulator did not start within 30 s") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _demo_stocks(warehouse: Path | None) -> list[str]:
+    with Warehouse(LakeConfig.load(warehouse)) as wh:
+        codes = wh.sql("SELECT code FROM stock_list WHERE mrkt_tp = '0' ORDER BY code")["code"].to_list()
+    picked = [c for c in ("005930", "000660") if c in codes]
+    picked += [c for c in codes if c not in picked]
+    return picked[:DEMO_STOCKS]
+
+
+def run_demo(warehouse: Path | None, port: int) -> int:
+    from flows import pipeline
+    from flows.ingest import complete_through
+    from flows.run_cmds import _print_summary, _run_flow
+
+    started = time.monotonic()
+    last = complete_through(datetime.now(cal.KST))
+    three_years = date(last.year - 3, last.month, min(last.day, 28)) + timedelta(days=1)
+    five_days = cal.trading_days(last - timedelta(days=14), last)[-5]
+    lake = str(warehouse) if warehouse else None
+    failed = False
+    with simulator(port) as url:
+        console.rule(f"simulator on {url}; warehouse {LakeConfig.load(warehouse).root}")
+        steps: list[tuple[str, dict]] = [("universe (ka10099, ka10101)", {})]
+        result = _run_flow(pipeline.refresh_universe, base_url=url, warehouse=lake)
+        _print_summary(result)
+        failed |= result["status"] != "ok"
+        stocks = _demo_stocks(warehouse)
+        minute_stocks = stocks[:MINUTE_STOCKS]
+        steps = [
+            (
+                f"daily bars, {len(stocks)} stocks, {three_years}..{last}",
+                dict(datasets=["stock_bars_daily"], symbols=stocks, start=str(three_years), end=str(last)),
+            ),
+            (
+                f"1-minute bars, {len(minute_stocks)} stocks, {five_days}..{last}",
+                dict(
+                    datasets=["stock_bars_minute"], symbols=minute_stocks, start=str(five_days), end=str(last)
+                ),
+            ),
+            (
+                "sector daily bars",
+                dict(datasets=["sector_bars_daily"], symbols=SECTORS, start=str(three_years), end=str(last)),
+            ),
+            (
+                "gold daily bars",
+                dict(datasets=["gold_bars_daily"], symbols=GOLD, start=str(three_years), end=str(last)),
+            ),
+            (
+                "investors, program trading, short selling",
+                dict(
+                    datasets=["stock_investor_institution", "stock_program_trading_daily", "short_selling"],
+                    symbols=stocks,
+                    start=str(last - timedelta(days=90)),
+                    end=str(last),
+                ),
+            ),
+        ]
+        for title, params in steps:
+            console.rule(title)
+            result = _run_flow(pipeline.backfill, base_url=url, warehouse=lake, **params)
+            _print_summary(result)
+            failed |= result["status"] != "ok"
+    console.rule("kwh status")
+    show_status(Warehouse(LakeConfig.load(warehouse)))
+    console.rule('a query: kwh sql "..."')
+    console.print(SAMPLE_SQL, highlight=False)
+    con = connect(read_only=True, warehouse=warehouse)
+    try:
+        console.print(frame_table(con.sql(SAMPLE_SQL).pl()))
+    finally:
+        con.close()
+    console.print(
+        f"demo finished in {time.monotonic() - started:.0f} s; run it again: it fetches only what is new"
+    )
+    return 1 if failed else 0
