@@ -229,6 +229,10 @@ def build_jobs(
 ) -> list[Job]:
     """Every job of a backfill: each dataset, each resolved symbol, each missing window."""
     jobs: list[Job] = []
+    taken = {s["name"] for name in names for s in catalog().tr(get_dataset(name).sources[0]).request}
+    unknown = sorted(set(options or {}) - taken)
+    if unknown:
+        raise ValueError(f"no dataset asked for takes the request option(s) {', '.join(unknown)}")
     for name in names:
         ds = get_dataset(name)
         resolved: Sequence[str | None] = resolve_symbols(wh, ds, symbols) if ds.symbol else [None]
