@@ -216,16 +216,17 @@ def register(app: typer.Typer) -> None:
         from warehouse import LakeConfig, Warehouse
 
         settings = _settings(base_url, host)
-        names = pipeline.expand_datasets(dataset or list(pipeline.DEFAULT_DAILY))
+        last = complete_through(datetime.now(cal.KST))
+        try:
+            names = pipeline.expand_datasets(dataset or list(pipeline.DEFAULT_DAILY))
+            with Warehouse(LakeConfig.load(warehouse)) as wh:  # bad names/symbols fail before Prefect starts
+                jobs = pipeline.build_jobs(
+                    wh, names, symbols, last - timedelta(days=lookback_days), last, None
+                )
+        except (KeyError, ValueError) as exc:
+            raise fail(str(exc.args[0] if isinstance(exc, KeyError) else exc), 2) from None
         if dry_run:
-            last = complete_through(datetime.now(cal.KST))
-            try:
-                with Warehouse(LakeConfig.load(warehouse)) as wh:
-                    jobs = pipeline.build_jobs(
-                        wh, names, symbols, last - timedelta(days=lookback_days), last, None
-                    )
-            except (KeyError, ValueError) as exc:
-                raise fail(str(exc), 2) from None
+            # symbols with coverage start from its end; this shows the lookback window for all of them
             _dry_run(jobs, settings.limits.total or 5.0)
             return
         result = _run_flow(
