@@ -17,11 +17,11 @@ from typing import Any
 
 import polars as pl
 
-from connectors import KiwoomClient, rows_before
+from connectors import InvalidRequest, KiwoomClient, Page, oldest_row, rows_before
 from schemas import calendar as cal
 from schemas.catalog import catalog
 from schemas.normalize import normalize_pages
-from warehouse import Run, Span, Warehouse, dataset, options_key
+from warehouse import Cursor, Run, Span, Warehouse, dataset, options_key
 from warehouse.datasets import Dataset
 
 __all__ = ["Job", "JobResult", "complete_through", "estimate_pages", "plan", "run_job"]
@@ -163,54 +163,96 @@ async def run_job(
 ) -> JobResult:
     """Fetch one job's window and write it; long histories are committed every ``commit_pages`` pages.
 
-    Each commit covers the days it completes (pages come newest first, so the
-    oldest day on the pages so far may be partial and is covered by a later
-    commit), which is what lets an interrupted run resume where it stopped.
+    Pages come newest first. A chunk commit writes the days it holds completely
+    (the oldest day on the pages so far may continue on the next page: its pages
+    are kept for the next commit), covers them, and saves the ``next-key`` that
+    re-reads that oldest day. A rerun of the remaining window resumes from that key
+    instead of paging down from the newest row again (TRs such as the minute chart
+    take no date to start from). A key the server no longer accepts means a fresh start.
     """
     ds = dataset(job.dataset)
     now = now or datetime.now(cal.KST)
     body = ds.request(job.api_id, symbol=job.symbol, start=job.start, end=job.end, **job.options)
-    opts = ds.option_values(job.api_id, body)
+    opts = options_key(ds.option_values(job.api_id, body))
     key_symbol = (job.symbol or "") if ds.symbol else ""
     final = complete_through(now)
     result = JobResult(job)
     tr = catalog().tr(job.api_id)
-    paged = ds.style not in ("snapshot", "reference") and tr.main is not None
-    stop = rows_before(job.api_id, job.start) if paged else None
-    pending: list[bytes] = []
     snapshot = ds.style in ("snapshot", "reference")
     empty = pl.DataFrame(schema={c: t for c, t in ds.schema.items() if c != "run_id"})
+    if snapshot or tr.main is None:
+        page = await client.request(job.api_id, body)
+        result.pages = 1
+        rows = ds.rows(job.api_id, normalize_pages(job.api_id, [page.raw]), body, now)
+        wh.write(ds.name, rows, run, coverage=[Span(key_symbol, opts, job.start, job.end)])
+        result.rows, result.writes, result.covered = rows.height, 1, (job.start, job.end)
+        return result
 
-    def flush(last: bool) -> None:
-        rows = ds.rows(job.api_id, normalize_pages(job.api_id, pending), body, now) if pending else empty
-        if not snapshot:
-            rows = rows.filter(_day(ds).is_between(job.start, job.end))
-        if snapshot:
-            lo, hi = job.start, job.end
-        elif last:
-            lo, hi = job.start, min(job.end, final)
-        elif rows.height:
-            # pages come newest first: the oldest day so far may continue on the next page
-            lo, hi = rows.select(_day(ds).min()).item() + timedelta(days=1), min(job.end, final)
-        else:
-            return
-        spans = [Span(key_symbol, options_key(opts), lo, hi)] if lo <= hi else []
-        wh.write(ds.name, rows, run, coverage=spans)
+    saved = wh.cursor(ds.name, key_symbol, opts, job.api_id)
+    resume = saved.next_key if saved and saved.below == job.end + timedelta(days=1) else None
+    oldest = oldest_row(job.api_id)
+    pending: list[Page] = []
+    ceiling = [job.end + timedelta(days=1)]  # days from here on are written already
+
+    def window_rows(pages: list[Page]) -> pl.DataFrame:
+        if not pages:
+            return empty
+        rows = ds.rows(job.api_id, normalize_pages(job.api_id, [p.raw for p in pages]), body, now)
+        return rows.filter(_day(ds).is_between(job.start, job.end) & (_day(ds) < ceiling[0]))
+
+    def commit(rows: pl.DataFrame, lo: date, cursor: Cursor) -> None:
+        hi = min(job.end, final)
+        spans = [Span(key_symbol, opts, lo, hi)] if lo <= hi else []
+        wh.write(ds.name, rows, run, coverage=spans, cursor=cursor)
         result.rows += rows.height
         result.writes += 1
         if spans:
             result.covered = (lo, hi)
-        pending.clear()
 
-    if paged:
-        async for page in client.pages(job.api_id, body, stop=stop):
-            pending.append(page.raw)
+    def chunk() -> None:
+        rows = window_rows(pending)
+        if rows.is_empty():  # every row newer than the window: nothing to keep but the way down
+            commit(
+                rows,
+                job.end + timedelta(days=1),
+                Cursor(job.api_id, key_symbol, opts, pending[-1].next_key, job.end + timedelta(days=1)),
+            )
+            pending.clear()
+            return
+        day = _day(ds)
+        partial = rows.select(day.min()).item()
+        first_kept = next(
+            (
+                i
+                for i, p in enumerate(pending)
+                if (o := oldest(p)) is not None and o[:8] <= f"{partial:%Y%m%d}"
+            ),
+            len(pending) - 1,
+        )
+        keep = pending[first_kept:]
+        commit(
+            rows.filter(day > partial),
+            partial + timedelta(days=1),
+            Cursor(job.api_id, key_symbol, opts, keep[0].key, partial + timedelta(days=1)),
+        )
+        pending[:] = keep
+        ceiling[0] = partial + timedelta(days=1)
+
+    async def fetch(key: str | None) -> None:
+        async for page in client.pages(
+            job.api_id, body, stop=rows_before(job.api_id, job.start), resume_key=key
+        ):
+            pending.append(page)
             result.pages += 1
             if len(pending) >= commit_pages:
-                flush(last=False)
-    else:
-        page = await client.request(job.api_id, body)
-        pending.append(page.raw)
-        result.pages += 1
-    flush(last=True)
+                chunk()
+
+    try:
+        await fetch(resume)
+    except InvalidRequest:
+        if resume is None:
+            raise
+        pending.clear()  # the saved key is stale: start from the newest row
+        await fetch(None)
+    commit(window_rows(pending), job.start, Cursor(job.api_id, key_symbol, opts, None))
     return result

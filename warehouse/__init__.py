@@ -7,10 +7,11 @@
 
 from warehouse.datasets import BAR_DATASETS, Dataset, dataset, datasets, default_request
 from warehouse.lake import LakeConfig, WarehouseError
-from warehouse.store import Run, Span, Warehouse, WriteResult, connect, options_key
+from warehouse.store import Cursor, Run, Span, Warehouse, WriteResult, connect, options_key
 
 __all__ = [
     "BAR_DATASETS",
+    "Cursor",
     "Dataset",
     "LakeConfig",
     "Run",

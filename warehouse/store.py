@@ -33,7 +33,7 @@ from schemas.calendar import KST, trading_days
 from warehouse.datasets import RUN_ID, Dataset, dataset, datasets
 from warehouse.lake import LAKE, LakeConfig, WarehouseError, open_lake, retry_transaction
 
-__all__ = ["Run", "Span", "Warehouse", "WriteResult", "connect", "options_key"]
+__all__ = ["Cursor", "Run", "Span", "Warehouse", "WriteResult", "connect", "options_key"]
 
 _META = {
     "coverage": {
@@ -55,6 +55,16 @@ _META = {
         "end_date": "DATE",
         "committed_at": "TIMESTAMPTZ",
     },
+    "cursors": {
+        "dataset": "VARCHAR",
+        "symbol": "VARCHAR",
+        "options": "VARCHAR",
+        "api_id": "VARCHAR",
+        "next_key": "VARCHAR",
+        "below": "DATE",
+        "run_id": "VARCHAR",
+        "updated_at": "TIMESTAMPTZ",
+    },
     "runs": {
         "run_id": "VARCHAR",
         "flow": "VARCHAR",
@@ -69,6 +79,7 @@ _META_COMMENTS = {
     "coverage": "수집 범위: dataset, symbol, options(JSON) 별로 받아 둔 날짜 구간 (달력일, 양끝 포함)",
     "writes": "적재 원장: write 한 번에 한 행, 데이터와 같은 트랜잭션에서 기록",
     "runs": "실행 원장: flow 실행마다 한 행 (시작, 끝, 상태, 요약 JSON)",
+    "cursors": "이어받기 위치: 끝나지 않은 창의 next-key (below 이후 날짜는 이미 기록됨)",
 }
 _SQL_TYPES: dict[type[pl.DataType], str] = {
     pl.String: "VARCHAR",
@@ -147,6 +158,20 @@ class Span:
     def __post_init__(self) -> None:
         if self.start > self.end:
             raise WarehouseError(f"span for {self.symbol!r} starts {self.start} after it ends {self.end}")
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where an unfinished paged fetch stopped: ``next_key`` leads to the rows older than ``below``.
+
+    Written with the rows it follows, in the same transaction; ``next_key=None`` removes it.
+    """
+
+    api_id: str
+    symbol: str
+    options: str
+    next_key: str | None
+    below: date | None = None
 
 
 @dataclass(frozen=True)
@@ -374,6 +399,7 @@ class Warehouse:
         frame: pl.DataFrame,
         run: Run,
         coverage: Sequence[Span] | None = None,
+        cursor: Cursor | None = None,
     ) -> WriteResult:
         """Replace the frame's keys in ``name``, record coverage and the ledger: one transaction.
 
@@ -384,7 +410,7 @@ class Warehouse:
         ds = dataset(name)
         rows = self._conform(ds, frame, run)
         spans = list(coverage) if coverage is not None else self._spans(ds, rows)
-        if rows.is_empty() and not spans:
+        if rows.is_empty() and not spans and cursor is None:
             return WriteResult(ds.name, 0, 0, ())
         self.ensure(ds)
         order = [c for c in (ds.symbol, ds.time) if c]
@@ -402,6 +428,8 @@ class Warehouse:
                 finally:
                     con.unregister("_incoming")
             self._record_coverage(con, ds, spans, run)
+            if cursor is not None:
+                self._record_cursor(con, ds, cursor, run)
             self._record_write(con, ds, rows, replaced, spans, run)
             con.execute("COMMIT")
             return replaced
@@ -475,6 +503,27 @@ class Warehouse:
             con.execute("INSERT INTO meta.coverage BY NAME SELECT * FROM _coverage")
         finally:
             con.unregister("_coverage")
+
+    def _record_cursor(self, con: duckdb.DuckDBPyConnection, ds: Dataset, cursor: Cursor, run: Run) -> None:
+        where = [ds.name, cursor.symbol, cursor.options, cursor.api_id]
+        con.execute(
+            "DELETE FROM meta.cursors WHERE dataset = ? AND symbol = ? AND options = ? AND api_id = ?", where
+        )
+        if cursor.next_key is not None:
+            con.execute(
+                "INSERT INTO meta.cursors VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [*where, cursor.next_key, cursor.below, run.id, _now()],
+            )
+
+    @_locked
+    def cursor(self, name: str, symbol: str, options: str, api_id: str) -> Cursor | None:
+        """The saved position of an unfinished fetch, if any."""
+        row = self.con.execute(
+            "SELECT next_key, below FROM meta.cursors WHERE dataset = ? AND symbol = ? AND options = ? "
+            "AND api_id = ?",
+            [dataset(name).name, symbol, options, api_id],
+        ).fetchone()
+        return Cursor(api_id, symbol, options, row[0], row[1]) if row else None
 
     def _record_write(
         self,
