@@ -132,8 +132,11 @@ def fetch_batch(
     target: Target, jobs: list[Job], run: Run, label: str, now: datetime | None = None
 ) -> Summary:
     """Fetch and write a batch of jobs (one TR, a few symbols). A retry redoes only what is still missing."""
+    from prefect.runtime import task_run
+
     wh = target.lake()
-    todo = [j for j in jobs if _still_missing(wh, j, now)]
+    # a retry (run_count > 1) skips what an earlier attempt already landed
+    todo = [j for j in jobs if _still_missing(wh, j, now)] if task_run.run_count > 1 else list(jobs)
     return asyncio.run(_run_jobs(target, todo, run, now))
 
 
