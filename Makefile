@@ -34,6 +34,7 @@ bench: venv
 	$(BIN)/python bench/normalize.py
 	$(BIN)/python bench/ratelimit.py
 	$(BIN)/python bench/warehouse.py
+	$(BIN)/python bench/backfill.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
