@@ -151,4 +151,9 @@ def test_deploy_all_from_prefect_yaml_and_run_the_backfill(prefect_env, tmp_path
     days = len(trading_days(date(2025, 1, 2), date(2025, 6, 30)))
     assert counts == {"005930": days, "000660": days}
     assert [(f, s) for f, s, _ in runs] == [("backfill", "ok")]
+    artifacts = httpx.post(
+        f"{api}/artifacts/filter", json={"artifacts": {"key": {"any_": ["backfill-summary"]}}}
+    ).json()
+    assert artifacts and artifacts[0]["type"] == "table"
+    assert "stock_bars_daily" in json.dumps(artifacts[0]["data"])
     assert json.loads(runs[0][2])["rows"] == {"stock_bars_daily": 2 * days}
