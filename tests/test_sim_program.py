@@ -7,16 +7,14 @@ figures for every request) or with the whole day on every intraday row.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import date, datetime, time
 from itertools import pairwise
 from typing import Any
 
-import httpx
 import polars as pl
 import pytest
+from test_simulator import fetch
 
-from connectors import KiwoomClient, Page, RateLimiter, RateLimits, Settings
 from schemas import calendar as cal
 from schemas import normalize
 from simulator.app import SimConfig, Simulator
@@ -40,21 +38,6 @@ def _sim(**config: Any) -> Simulator:
 @pytest.fixture(scope="module")
 def sim() -> Simulator:
     return _sim()
-
-
-def fetch(sim: Simulator, api_id: str, body: dict[str, str], pages: bool = False) -> list[Page]:
-    settings = Settings.load(base_url="http://sim.test", env={}, env_file=None, token_cache=None)
-
-    async def go() -> list[Page]:
-        transport = httpx.ASGITransport(app=sim)
-        async with KiwoomClient(
-            settings, transport=transport, limiter=RateLimiter(RateLimits(total=None))
-        ) as kw:
-            if pages:
-                return [p async for p in kw.pages(api_id, body)]
-            return [await kw.request(api_id, body)]
-
-    return asyncio.run(go())
 
 
 def frame(sim: Simulator, api_id: str, body: dict[str, str], pages: bool = False) -> pl.DataFrame:
