@@ -622,23 +622,35 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {gib:.0f} GiB RAM"
 
 
-def git_state() -> str:
-    """The commit under test, and whether files outside bench/ differ from it."""
+CODE = ("connectors", "flows", "schemas", "simulator", "warehouse", "pyproject.toml", "requirements.lock")
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+
+def git_state() -> tuple[str, str]:
+    """(full hash, description): the commit under test and uncommitted changes to the code under test."""
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split("\n")
+        head = _git("rev-parse", "HEAD").strip()
+        dirty = [
+            line[3:]
+            for line in _git("status", "--porcelain", "--untracked-files=no", "--", *CODE).split("\n")
+        ]
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    changed = [line[3:] for line in dirty if line.strip()]
-    return head + (f" with uncommitted changes to {', '.join(changed)}" if changed else "")
+        return "", "unknown"
+    changed = [name for name in dirty if name.strip()]
+    return head, head[:7] + (f" with uncommitted changes to {', '.join(changed)}" if changed else "")
+
+
+def code_moved(since: str) -> list[str]:
+    """Files of the code under test that commits since ``since`` changed."""
+    if not since:
+        return []
+    try:
+        return _git("diff", "--name-only", f"{since}..HEAD", "--", *CODE).split()
+    except (OSError, subprocess.CalledProcessError):
+        return []
 
 
 def versions() -> str:
@@ -736,8 +748,8 @@ def main() -> None:
             args.tmp.rmdir()  # only when empty: another run's scratch stays
     total = time.perf_counter() - t_all
     load1 = os.getloadavg()
-    git1 = git_state()
-    args.git = git0 if git0 == git1 else f"{git0} at the start, {git1} at the end (the code changed: rerun)"
+    moved = code_moved(git0[0])
+    args.git = git0[1] + (f" (then changed during the benchmark: {', '.join(moved)}; rerun)" if moved else "")
     text = report(
         args,
         symbols,
@@ -1030,13 +1042,16 @@ def traced_section(
         f"{a['latency_p95'] * 1000:.0f} ms, max {a['latency_max'] * 1000:.0f} ms; {a['writes']} writes "
         f"(one per symbol), median {a['write_med'] * 1000:.0f} ms, {a['write_sum']:.1f} s summed; "
         f"normalizing pages {a['normalize_sum']:.1f} s summed;",
-        f"- the warehouse lock (one DuckDB connection for the process): writes {lock('write')}; coverage "
-        f"re-checks in the tasks {lock('coverage check in the task')}; planning {lock('planning')}; "
-        f"held {a['hold_in_fetch']:.1f} s of the {a['fetch']:.1f} s fetch span;",
+        f"- the warehouse lock (one DuckDB connection for the process): writes {lock('write')}; "
+        + (f"coverage re-checks in the tasks {lock('coverage check in the task')}; " if a["still_n"] else "")
+        + f"planning {lock('planning')}; held {a['hold_in_fetch']:.1f} s of the {a['fetch']:.1f} s "
+        "fetch span;",
         (
-            f"- the rejection(s): {why}. The simulator counts a request in its one-second window when its "
-            "handler starts; page building runs on its event loop, so a slow answer delays the start of "
-            "the next handler and squeezes two admissions closer than the client sent them. A rejection "
+            f"- the rejection(s): {why}. The client kept its spacing; the simulator counts a request in "
+            "its one-second window when its handler starts, and a handler starts late when the event loop "
+            "is still building an earlier page (page building is synchronous there) or the process waits "
+            "for a CPU: a delay above the margin's 31 ms over five requests squeezes two admissions into "
+            "less than a second. A rejection "
             "costs its slot, and the limiter then books slots at 80% of its rate and recovers at 5% of "
             "the limit per success only up to 95% of the rate it had when rejected (its new ceiling), "
             "then probes upwards at 0.4% per success: a second rejection during the recovery lowers the "

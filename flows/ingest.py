@@ -181,9 +181,10 @@ async def run_job(
     snapshot = ds.style in ("snapshot", "reference")
     empty = pl.DataFrame(schema={c: t for c, t in ds.schema.items() if c != "run_id"})
     if snapshot or tr.main is None:
-        page = await client.request(job.api_id, body)
-        result.pages = 1
-        rows = ds.rows(job.api_id, normalize_pages(job.api_id, [page.raw]), body, now)
+        # rankings and lists: every page of the answer (a market's stock list runs to many pages)
+        raws = [page.raw async for page in client.pages(job.api_id, body)]
+        result.pages = len(raws)
+        rows = ds.rows(job.api_id, normalize_pages(job.api_id, raws), body, now)
         wh.write(ds.name, rows, run, coverage=[Span(key_symbol, opts, job.start, job.end)])
         result.rows, result.writes, result.covered = rows.height, 1, (job.start, job.end)
         return result

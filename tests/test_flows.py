@@ -168,3 +168,20 @@ def test_estimate_pages_follows_rows_per_page():
     assert estimate_pages(minute) == 3  # 6 days x 390 bars, 900 a page
     ranking = Job("program_net_buying_top50", "ka90003", None, {}, date(2025, 12, 30), date(2025, 12, 30))
     assert estimate_pages(ranking) == 1
+
+
+def test_universe_holds_every_listed_stock_across_pages(tmp_path):
+    simulated = Simulator(SimConfig(n_stocks=250, rate_limit=None))
+    with SimServer(simulated) as big:
+        result = runner.invoke(
+            app, ["universe", "--base-url", big.base_url, "--warehouse", str(tmp_path)], env=WIDE
+        )
+    assert result.exit_code == 0, result.output
+    con = connect(warehouse=tmp_path)
+    try:
+        listed = {
+            r[0] for r in con.sql("SELECT code FROM stock_list WHERE mrkt_tp IN ('0', '10')").fetchall()
+        }
+    finally:
+        con.close()
+    assert listed == {s.code for s in simulated.market.universe.stocks}  # more than one page (100 a page)
