@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -99,13 +100,12 @@ def run_demo(warehouse: Path | None, port: int) -> int:
     failed = False
     with simulator(port) as url:
         console.rule(f"simulator on {url}; warehouse {LakeConfig.load(warehouse).root}")
-        steps: list[tuple[str, dict]] = [("universe (ka10099, ka10101)", {})]
         result = _run_flow(pipeline.refresh_universe, base_url=url, warehouse=lake)
         _print_summary(result)
         failed |= result["status"] != "ok"
         stocks = _demo_stocks(warehouse)
         minute_stocks = stocks[:MINUTE_STOCKS]
-        steps = [
+        steps: list[tuple[str, dict[str, Any]]] = [
             (
                 f"daily bars, {len(stocks)} stocks, {three_years}..{last}",
                 dict(datasets=["stock_bars_daily"], symbols=stocks, start=str(three_years), end=str(last)),

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
 
 import polars as pl
 
@@ -63,7 +62,6 @@ class JobResult:
     pages: int = 0
     writes: int = 0
     covered: tuple[date, date] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def complete_through(now: datetime) -> date:

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from warehouse import LakeConfig, Warehouse, WarehouseError, connect, dataset
+from warehouse import LakeConfig, Warehouse, WarehouseError, connect
 
 console = Console()
 err = Console(stderr=True)
@@ -146,10 +146,3 @@ def show_status(wh: Warehouse, n_gaps: int = 20, n_runs: int = 10) -> None:
                     title=f"{gaps.height} gaps, {total} trading days missing inside covered stretches",
                 )
             )
-
-
-def dataset_or_exit(name: str) -> None:
-    try:
-        dataset(name)
-    except KeyError as exc:
-        raise fail(str(exc.args[0]), 2) from None

@@ -14,19 +14,19 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
+import polars as pl
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.futures import as_completed
 
 from connectors import ClientStats, KiwoomClient, Settings
-from flows.ingest import Job, complete_through, estimate_pages, plan, run_job
+from flows.ingest import Job, complete_through, plan, run_job
 from flows.symbols import resolve_symbols
 from schemas import calendar as cal
 from schemas.catalog import catalog
-from warehouse import LakeConfig, Run, Warehouse
+from warehouse import LakeConfig, Run, Warehouse, options_key
 from warehouse import dataset as get_dataset
 from warehouse import datasets as all_datasets
 
@@ -322,10 +322,10 @@ def daily(
     for name in names:
         ds = get_dataset(name)
         resolved: Sequence[str | None] = resolve_symbols(wh, ds, symbols) if ds.symbol else [None]
-        cov = wh.coverage(name)
-        ends: dict[str, date] = {}
-        for sym, end_date in zip(cov["symbol"], cov["end_date"], strict=True):
-            ends[sym] = max(end_date, ends.get(sym, end_date))
+        # the default options are what the daily load fetches: their coverage says where to go on
+        default = options_key(ds.option_values(ds.sources[0], ds.defaults[ds.sources[0]]))
+        cov = wh.coverage(name).filter(pl.col("options") == default)
+        ends: dict[str, date] = dict(cov.group_by("symbol").agg(pl.col("end_date").max()).iter_rows())
         for symbol in resolved:
             since = ends.get(symbol or "")
             first = since + timedelta(days=1) if since else last - timedelta(days=lookback_days)
@@ -362,13 +362,3 @@ def refresh_universe(
                 jobs.append(Job(name, ds.sources[0], None, {"mrkt_tp": market}, today, today))
     summary = _execute(target, jobs, run, now)
     return _finish(wh, run, summary, started, "universe")
-
-
-def estimate(jobs: Sequence[Job], rate: float) -> tuple[int, float]:
-    """Requests and seconds a plan needs at ``rate`` requests per second."""
-    pages = sum(estimate_pages(j) for j in jobs)
-    return pages, pages / rate if rate else 0.0
-
-
-def lake_path(warehouse: str | Path | None) -> str | None:
-    return str(warehouse) if warehouse is not None else None

@@ -68,10 +68,6 @@ class LakeConfig:
         head, sep, _ = self.catalog.partition(":")
         return head if sep and head in _CATALOG_EXTENSIONS else "duckdb"
 
-    @property
-    def is_local(self) -> bool:
-        return self.scheme in ("sqlite", "duckdb") and "://" not in self.data_path
-
     def sqlite_path(self) -> Path | None:
         return Path(self.catalog.partition(":")[2]) if self.scheme == "sqlite" else None
 
