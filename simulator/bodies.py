@@ -1,19 +1,22 @@
 """Response bodies: row contexts written with the TR's own field names and wire conventions.
 
 ``FIELD_MAP`` says which context value a wire field shows (``TR_FIELD_MAP`` first,
-for a name that means something else in other TRs). A field it does not name shows
-the reference example's value for that field, so every body has every catalogued key
-and nothing else.
+for a name that means something else in other TRs); ``simulator.units`` says how the
+TR writes it. A field either does not name shows the reference example's value for
+that field, so every body has every catalogued key and nothing else.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 from schemas.catalog import TR, Field, catalog
-from schemas.kinds import Kind
 from simulator.rows import Ctx, Rows
+from simulator.units import unit_of, wire_for
+from simulator.universe import strip_venue
 from simulator.wire import SUCCESS_MSG, format_value
 
 __all__ = ["FIELD_MAP", "TR_FIELD_MAP", "build_body"]
@@ -168,6 +171,25 @@ TR_FIELD_MAP: dict[str, dict[str, str]] = {
     "ka90005": {"basis": "basis"},
     "ka90007": {"basis": "basis"},
     "ka90010": {"basis": "basis"},
+    "ka10101": {"marketCode": "sector_market", "group": "sector_group"},
+    "ka10001": {
+        "upl_pric": "upper_limit",
+        "lst_pric": "lower_limit",
+        "base_pric": "base_price",
+        "oyr_hgst": "year_high",
+        "oyr_lwst": "year_low",
+        "250hgst": "d250_high",
+        "250lwst": "d250_low",
+        "250hgst_pric_dt": "d250_high_day",
+        "250lwst_pric_dt": "d250_low_day",
+        "250hgst_pric_pre_rt": "d250_high_rate",
+        "250lwst_pric_pre_rt": "d250_low_rate",
+        "flo_stk": "shares",
+        "mac": "market_cap",
+        "for_exh_rt": "foreign_exhaustion",
+        "exp_cntr_pric": "expected_price",
+        "exp_cntr_qty": "expected_qty",
+    },
 }
 
 
@@ -189,33 +211,44 @@ def _example_value(f: Field, example: dict[str, str]) -> str:
     return ""
 
 
-def _value(f: Field, ctx: Ctx, direction: bool, example: dict[str, str], api_id: str) -> str:
+def _value(f: Field, ctx: Ctx, direction: bool, example: dict[str, str], req: _Request) -> str:
     name = f.wire or f.name
-    key = TR_FIELD_MAP.get(api_id, {}).get(name) or FIELD_MAP.get(name)
-    if key == "ts" and f.kind == Kind.TIME:
-        key = "time"
-    if key is None:  # a field the market does not model: the reference's own example value
+    w = wire_for(req.api_id, name)
+    key = TR_FIELD_MAP.get(req.api_id, {}).get(name) or FIELD_MAP.get(name)
+    if w is None or key is None:  # a field the market does not model: the reference's own example value
         return _example_value(f, example)
     value = ctx[key]
     if value is None:  # modelled, but no value here (no previous close, no flows that day)
         return ""
-    if f.kind in (Kind.TEXT, Kind.ENUM) and isinstance(value, int | float):
-        return str(round(value))
-    return format_value(f, value, ctx.get("prev_close"), direction)
+    if key == "code" and req.venue and value == req.code:
+        return f"{value}{req.venue}"  # the server echoes the venue asked for
+    return format_value(w, value, ctx.get("prev_close"), direction, unit_of(w, req.options))
 
 
-def build_body(tr: TR, rows: Rows) -> dict[str, Any]:
-    """The JSON body of one page."""
+@dataclass(frozen=True)
+class _Request:
+    api_id: str
+    options: Mapping[str, str]
+    code: str = ""  # the requested symbol without its venue suffix
+    venue: str = ""  # "_NX", "_AL" or ""
+
+
+def build_body(
+    tr: TR, rows: Rows, options: Mapping[str, str] | None = None, symbol: str = ""
+) -> dict[str, Any]:
+    """The JSON body of one page; ``symbol`` is the requested code as sent (with its venue suffix)."""
+    code = strip_venue(symbol)
+    req = _Request(tr.id, options or {}, code, symbol[len(code) :])
     scalars, examples = _examples(tr.id)
     body: dict[str, Any] = {
-        f.name: _value(f, rows.scalars, rows.direction, scalars, tr.id) for f in tr.response
+        f.name: _value(f, rows.scalars, rows.direction, scalars, req) for f in tr.response
     }
     main = tr.main
     if main is not None:
         body[main.key] = [
             {
                 f.name: _value(
-                    f, ctx, rows.direction, examples[_row(ctx, i, examples)] if examples else {}, tr.id
+                    f, ctx, rows.direction, examples[_row(ctx, i, examples)] if examples else {}, req
                 )
                 for f in main.items
             }

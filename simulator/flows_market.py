@@ -341,7 +341,7 @@ class Flows:
         """(level, basis) at the close of ``day`` (its last minute's), or at ``now`` during
         its session."""
         if now is not None and cal.to_kst(now).date() == day:
-            session = self.kospi200_session(day)[: len(cal.session_minutes(day, now))]
+            session = self.kospi200_session(day)[: len(self.market.minutes(KOSPI200, day, now))]
             return session[-1] if session else None
         bar = self.market.daily_bar(KOSPI200, day)
         if bar is None:

@@ -62,7 +62,8 @@ _PARTICIPATION = {  # share of the day's volume each group trades (both sides), 
     "private_fund": 0.015, "bank": 0.003, "other_financial": 0.002, "pension_fund": 0.02,
     "government": 0.002, "other_corp": 0.02, "domestic_foreign": 0.003,
 }  # fmt: skip
-_N = 390  # minutes per session
+_CONTINUOUS = 380  # minute bars of continuous trading, 09:01 .. 15:20
+_N = _CONTINUOUS + 1  # and the closing call auction's single print, labelled 15:30
 _KEEP = 0.5 ** (1 / 120)  # daily persistence of the walks: deviations halve in 120 trading days
 _BASE_YEAR = 2000  # the walks start here, so a day's price does not depend on the epoch
 _LRU = 256  # cached intraday days (minutes or ticks of one symbol and day)
@@ -506,13 +507,18 @@ class Market:
         return value
 
     def minutes(self, code: str, day: date, now: datetime | None = None) -> list[Bar]:
-        """1-minute bars of ``day`` labelled by their end minute (09:01 .. 15:30); with ``now``
-        the prefix of bars labelled ``<= now``. A full day reproduces the daily bar exactly."""
+        """1-minute bars of ``day`` labelled by their end minute: continuous trading 09:01 ..
+        15:20, then one bar at 15:30, the closing call auction's single print (no bars in
+        between); with ``now`` the prefix of bars labelled ``<= now``. A full day reproduces
+        the daily bar exactly."""
         loc = self._locate(code, day)
         if loc is None:
             return []
         full = self._cached((code, day, "m"), lambda: self._build_minutes(*loc, day))
-        return list(full) if now is None else full[: len(session_minutes(day, now))]
+        if now is None:
+            return list(full)
+        now = to_kst(now)
+        return full[: bisect_right([b.ts for b in full if b.ts is not None], now)]
 
     def ticks(self, code: str, day: date, now: datetime | None = None) -> list[Bar]:
         """Trades of ``day`` (open=high=low=close=price, volume=size, ts with seconds); each
@@ -531,10 +537,12 @@ class Market:
         rng = random.Random(_seed(self.seed, s.inst.code, day, "minutes"))
         rand, z = rng.random, _Z
         o_, h_, l_, c_ = ch.o[k], ch.h[k], ch.l[k], ch.c[k]
-        scale = (h_ - l_) / math.sqrt(_N) * 0.8
-        # a Brownian bridge through open (0), high and low (two seeded minutes) and close (_N)
-        pins = sorted([(0, o_), *zip(rng.sample(range(1, _N), 2), (h_, l_), strict=True), (_N, c_)])
-        path = [o_] * (_N + 1)
+        m_ = _CONTINUOUS
+        scale = (h_ - l_) / math.sqrt(m_) * 0.8
+        # a Brownian bridge through open (0), high and low (two seeded minutes) and close (the
+        # end of continuous trading at 15:20); the 15:30 auction prints the close
+        pins = sorted([(0, o_), *zip(rng.sample(range(1, m_), 2), (h_, l_), strict=True), (m_, c_)])
+        path = [o_] * (m_ + 1)
         for (a, pa), (b, pb) in pairwise(pins):
             m, w, walk = b - a, 0.0, []
             for _ in range(m):
@@ -544,8 +552,9 @@ class Market:
                 path[a + j] = near(min(h_, max(l_, pa + (pb - pa - walk[-1]) * j / m + walk[j - 1])))
             path[b] = pb
         e = scale * 0.3
-        highs = [min(h_, up(max(path[j], path[j + 1]) + e * rand())) for j in range(_N)]
-        lows = [max(l_, down(min(path[j], path[j + 1]) - e * rand())) for j in range(_N)]
+        highs = [min(h_, up(max(path[j], path[j + 1]) + e * rand())) for j in range(m_)] + [c_]
+        lows = [max(l_, down(min(path[j], path[j + 1]) - e * rand())) for j in range(m_)] + [c_]
+        path.append(c_)  # the auction: open = high = low = close
         # U-shaped volume, the 15:30 closing auction heavy; at least 4 shares a minute
         exp = math.exp
         weights = [(1 + 2.5 * exp(-j / 25) + 1.5 * exp((j - _N) / 15)) * (0.5 + rand()) for j in range(_N)]
@@ -554,7 +563,8 @@ class Market:
         turnovers = _allocate(
             ch.t[k], [volumes[j] * (path[j] + highs[j] + lows[j] + path[j + 1]) for j in range(_N)]
         )
-        labels = session_minutes(day)
+        full = session_minutes(day)
+        labels = [*full[:m_], full[-1]]  # nothing between 15:20 and 15:30: the closing auction
         return [
             Bar(day, labels[j], path[j], highs[j], lows[j], path[j + 1], volumes[j], turnovers[j])
             for j in range(_N)
@@ -566,6 +576,10 @@ class Market:
         rand = rng.random
         out: list[Bar] = []
         for m in minutes:
+            assert m.ts is not None
+            if m is minutes[-1]:  # the closing auction: one trade at 15:30:00
+                out.append(Bar(day, m.ts, m.close, m.close, m.close, m.close, m.volume, m.turnover))
+                continue
             lo, hi = m.low, m.high
             middle = [p for p in ((hi, lo) if rand() < 0.5 else (lo, hi)) if p not in (m.open, m.close)]
             prices = [m.open, *middle, m.close]
@@ -574,7 +588,6 @@ class Market:
                 prices.insert(1 + int(rand() * (len(prices) - 1)), filler)
             sizes = _allocate(m.volume, [0.2 + rand() for _ in prices], 1)
             amounts = _allocate(m.turnover, [q * p for q, p in zip(sizes, prices, strict=True)])
-            assert m.ts is not None
             t0 = m.ts - timedelta(minutes=1)
             seconds = sorted(rng.sample(range(60), len(prices)))
             out += [

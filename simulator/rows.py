@@ -33,6 +33,7 @@ from schemas.catalog import TR
 from schemas.kinds import Kind
 from simulator.flows_market import flows
 from simulator.market import Bar, Market
+from simulator.units import investor_unit
 from simulator.universe import Instrument
 
 __all__ = ["CHARTS", "Ctx", "Rows", "last_day", "parse_day", "rows_for"]
@@ -125,6 +126,9 @@ class Ctx(dict[str, Any]):
                 self.setdefault("turnover_rate", round(values["volume"] / inst.shares * 100, 2))
             self.setdefault("market_code", _MARKET_CODES.get(inst.market, ""))
             self.setdefault("market_name", _MARKET_NAMES.get(inst.market, inst.market))
+            if inst.kind == "index":  # ka10101: the sector's market (0 KOSPI, 1 KOSDAQ) and group
+                self.setdefault("sector_market", "1" if inst.code.startswith("1") else "0")
+                self.setdefault("sector_group", str(int(inst.code)) if inst.code.isdigit() else inst.code)
 
     def __missing__(self, key: str) -> Any:
         if self.inst is None or self.day is None or self.inst.kind != "stock":
@@ -163,18 +167,23 @@ def _bar_values(bar: Bar, prev: float | None) -> dict[str, Any]:
 
 def _investor_figures(
     trades: dict[str, tuple[int, int]], options: dict[str, str], price: float
-) -> tuple[dict[str, float], float]:
-    """Buys, sells or nets (``trde_tp``) per investor type as quantities or won
-    (``amt_qty_tp``), unrounded; and the divisor to the wire's unit."""
+) -> tuple[dict[str, float], int]:
+    """Buys, sells or nets (``trde_tp``) per investor type in won or shares (``amt_qty_tp``),
+    unrounded; and the wire unit's size (``simulator.units.investor_unit``)."""
     side = options.get("trde_tp", "0")
-    amount = options.get("amt_qty_tp", "2") == ("0" if "netslmt_tp" in options else "1")
-    unit = 1_000_000 if amount else 1000 if options.get("unit_tp") == "1000" else 1
+    unit = investor_unit(options)
+    amount = unit.base == "KRW"
     out = {}
     for key in INVESTORS:
         buy, sell = trades[key]
         qty = buy if side == "1" else sell if side == "2" else buy - sell
         out[key] = qty * price if amount else float(qty)
-    return out, unit
+    return out, unit.factor
+
+
+def whole(value: float, factor: int) -> int:
+    """``value`` rounded to a whole number of wire units (so sums of rows are sums sent)."""
+    return round(value / factor) * factor
 
 
 def _investors(c: Ctx) -> dict[str, Any]:
@@ -186,8 +195,8 @@ def _investors(c: Ctx) -> dict[str, Any]:
         trades = session[minute] if minute < len(session) else None
     if trades is None:
         return {}
-    figures, unit = _investor_figures(trades, c.options, c.get("close") or 0)
-    return {k: round(v / unit) for k, v in figures.items()}
+    figures, factor = _investor_figures(trades, c.options, c.get("close") or 0)
+    return {k: whole(v, factor) for k, v in figures.items()}
 
 
 def _program(c: Ctx) -> dict[str, Any]:

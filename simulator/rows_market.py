@@ -25,6 +25,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from schemas import calendar as cal
+from schemas.kinds import Unit
 from simulator.flows_market import flows
 from simulator.market import FLOWS_FROM, INVESTORS, Market
 from simulator.rows import (
@@ -37,7 +38,10 @@ from simulator.rows import (
     _page,
     last_day,
     parse_day,
+    whole,
 )
+from simulator.rows_stock import basic_info, short_selling_trend
+from simulator.units import program_unit
 from simulator.universe import Instrument
 
 __all__ = ["SOURCES"]
@@ -56,14 +60,15 @@ def _program_market(value: str) -> str | None:
 
 
 def _program_wire(fig: dict[str, int], amount: bool) -> dict[str, int]:
-    """Program figures in the units of the market-wide TRs: amounts in millions of won,
-    quantities in thousands of shares (each side rounded, nets and totals from the rounded
-    sides); the columns without a unit show amounts or quantities as ``amt_qty_tp`` asks."""
+    """Program figures in won and shares, each side a whole number of the market-wide TRs'
+    units (millions of won, thousands of shares: ``simulator.units``), nets and totals from
+    the rounded sides; the columns without a unit show amounts or quantities as
+    ``amt_qty_tp`` asks."""
     out: dict[str, int] = {}
-    for unit, div in (("qty", 1_000), ("amount", 1_000_000)):
+    for unit, div in (("qty", Unit.THOUSAND_SHARES.factor), ("amount", Unit.MILLION_WON.factor)):
         for side in ("buy", "sell"):
             for kind in ("arb", "nonarb"):
-                out[f"{kind}_{side}_{unit}"] = round(fig[f"{kind}_{side}_{unit}"] / div)
+                out[f"{kind}_{side}_{unit}"] = whole(fig[f"{kind}_{side}_{unit}"], div)
             out[f"all_{side}_{unit}"] = out[f"arb_{side}_{unit}"] + out[f"nonarb_{side}_{unit}"]
         for kind in ("arb", "nonarb", "all"):
             out[f"{kind}_net_{unit}"] = out[f"{kind}_buy_{unit}"] - out[f"{kind}_sell_{unit}"]
@@ -140,13 +145,15 @@ def _program_cumulative(
 ) -> Rows:
     """ka90007: a market's net program buying a day and since the start of the year, a year back."""
     which, amount, fl = _program_market(opts.get("mrkt_tp", "")), opts.get("amt_qty_tp") == "1", flows(market)
+    factor = program_unit(opts).factor
 
     def values(day: date) -> dict[str, Any] | None:
         got = fl.program_year_to_date(which, day, now, amount) if which else {}
         if "arb_net" not in got:
             return None
         k200 = fl.kospi200(day, now)
-        return {**got, "kospi200": k200[0] if k200 else None, "basis": k200[1] if k200 else None}
+        in_base = {k: v * factor for k, v in got.items()}  # whole millions of won or thousands of shares
+        return {**in_base, "kospi200": k200[0] if k200 else None, "basis": k200[1] if k200 else None}
 
     start = _request_end(opts, now) - timedelta(days=365)  # "종료일기준 1년간 데이터만 조회가능"
     return _daily_market(market, opts, now, size, cursor, start, values)
@@ -170,7 +177,7 @@ def _arbitrage_balances(
         prev = fl.arbitrage_balance(cal.previous_trading_day(day)) or dict.fromkeys(bal, 0)
         out: dict[str, Any] = {}
         for side in ("buy", "sell"):
-            out[f"{side}_arb_balance_qty"] = round(bal[f"{side}_qty"] / 1_000)
+            out[f"{side}_arb_balance_qty"] = whole(bal[f"{side}_qty"], Unit.THOUSAND_SHARES.factor)
             out[f"{side}_arb_balance_amount"] = bal[f"{side}_amount"]
             out[f"{side}_arb_balance_change"] = bal[f"{side}_amount"] - prev[f"{side}_amount"]
         return out
@@ -279,13 +286,13 @@ def _investor_total(
         return Rows([], Ctx(market, None, last_day(now), opts), None)
     end = min(parse_day(opts.get("end_dt")) or last_day(now), last_day(now))
     start = parse_day(opts.get("strt_dt")) or end
-    totals, unit = dict.fromkeys(INVESTORS, 0.0), 1.0
+    totals, unit = dict.fromkeys(INVESTORS, 0.0), 1
     for day in cal.trading_days(start, end):
         trades, bar = market.investor_trades(inst.code, day), market.daily_bar(inst.code, day, now)
         if trades is not None and bar is not None:
             figures, unit = _investor_figures(trades, opts, bar.close)
             totals = {k: totals[k] + figures[k] for k in INVESTORS}
-    row = Ctx(market, inst, end, opts, **{k: round(v / unit) for k, v in totals.items()})
+    row = Ctx(market, inst, end, opts, **{k: whole(v, unit) for k, v in totals.items()})
     return Rows([row], _latest(market, inst, opts, now), None)
 
 
@@ -297,4 +304,6 @@ SOURCES: dict[str, _Source] = {
     "ka10068": _lending_trend,
     "ka10069": _lending_top,
     "ka10061": _investor_total,
+    "ka10001": basic_info,
+    "ka10014": short_selling_trend,
 }

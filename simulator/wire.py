@@ -1,10 +1,8 @@
 """How the simulated server writes things on the wire: error bodies, next-keys, values.
 
 Values follow Kiwoom's conventions (WIRE_NOTES.md): every value a string;
-prices carry a direction sign against the previous close; changes and nets an
-arithmetic sign; index levels x100 without the point; rates with two decimals
-or, where the reference says so, with the point removed; amounts in the unit
-the catalog records on the field (millions of won where it records none).
+how each modelled field is written (signs, implied decimals, units, formats) is
+``simulator.units``' reviewed table, never the client's catalog (DESIGN.md decision 11).
 """
 
 from __future__ import annotations
@@ -15,8 +13,9 @@ from typing import Any
 
 import orjson
 
-from schemas.catalog import Field, catalog
-from schemas.kinds import Kind, Unit
+from schemas.catalog import catalog
+from schemas.kinds import Unit
+from simulator.units import Style, Wire
 
 __all__ = [
     "SUCCESS_MSG",
@@ -31,13 +30,6 @@ SUCCESS_MSG = "정상적으로 처리되었습니다"
 # return_code classes seen on the wire: 3 for authentication, 5 for limits, 2 for the request itself
 _CLASS = {"8": 3, "17": 5, "16": 5}
 _PREFIX = {3: "인증에 실패했습니다", 5: "요청이 제한되었습니다", 2: "입력 값을 확인해 주세요"}
-_UNIT_DIVISOR = {
-    Unit.WON.value: 1,
-    Unit.THOUSAND_WON.value: 1_000,
-    Unit.MILLION_WON.value: 1_000_000,
-    Unit.HUNDRED_MILLION_WON.value: 100_000_000,
-}
-DEFAULT_AMOUNT_UNIT = Unit.MILLION_WON.value
 
 
 def error_body(code: int, *params: str, top_level: bool = False) -> dict[str, Any]:
@@ -75,8 +67,19 @@ def decode_next_key(key: str, digest: str) -> str | None:
     return cursor if got == digest and cursor else None
 
 
-def _signed(n: int) -> str:
-    return f"+{n}" if n > 0 else str(n)
+def _scaled(value: float, factor: int) -> int:
+    """``value / factor`` rounded half away from zero; exact for integers of any size."""
+    if factor == 1 or not isinstance(value, int):
+        return round(value / factor)
+    q, r = divmod(abs(value), factor)
+    q += 2 * r >= factor
+    return q if value >= 0 else -q
+
+
+def _signed(n: int, doubled: bool = False) -> str:
+    if n > 0:
+        return f"+{n}"
+    return f"--{-n}" if n < 0 and doubled else str(n)
 
 
 def _direction(n: int, against: float | None) -> str:
@@ -85,46 +88,55 @@ def _direction(n: int, against: float | None) -> str:
     return f"+{n}" if n > against else f"-{n}"
 
 
-def format_value(f: Field, value: Any, prev: float | None = None, direction: bool = True) -> str:
-    """``value`` (a Python number, date or string) as the wire string of field ``f``.
+def _clock(value: Any, fmt: str) -> str:
+    return value.strftime(fmt) if hasattr(value, "strftime") else str(value)
 
-    ``prev`` is the previous close for direction-signed prices and index levels.
+
+def format_value(
+    w: Wire,
+    value: Any,
+    prev: float | None = None,
+    direction: bool = True,
+    unit: Unit | None = None,
+) -> str:
+    """``value`` as the wire string ``w`` describes (``simulator.units``).
+
+    ``value`` is in won or shares (index points, percent for rates); ``unit`` is the wire
+    unit it is divided into (``units.unit_of``). ``prev`` is the previous close for
+    direction-signed prices and levels; ``direction`` False sends them unsigned.
     """
     if value is None or value == "":
         return ""
-    kind = f.kind
-    if kind == Kind.PRICE:
-        return _direction(round(value), prev if direction else None)
-    if kind == Kind.INDEX:
-        level = round(value * 100)
-        return _direction(level, prev * 100 if (direction and prev is not None) else None)
-    if kind in (Kind.SIGNED, Kind.SIDE_QTY):
-        return _signed(round(value / _divisor(f)) if is_money(f) else round(value))
-    if kind == Kind.QTY:
-        return str(abs(round(value)))
-    if kind == Kind.AMOUNT:
-        return str(round(value / _divisor(f)))
-    if kind == Kind.RATE:
-        if f.decimals:
-            return _signed(round(value * 10**f.decimals))
-        return f"{value:+.2f}" if value else "0.00"
-    if kind == Kind.DATE:
-        return value.strftime("%Y%m%d") if hasattr(value, "strftime") else str(value)
-    if kind == Kind.TIME:
-        return value.strftime("%H%M%S") if hasattr(value, "strftime") else str(value)
-    if kind == Kind.TIMESTAMP:
-        return value.strftime("%Y%m%d%H%M%S") if hasattr(value, "strftime") else str(value)
-    if isinstance(value, float):
-        return _signed(round(value))
-    if isinstance(value, int):
-        return _signed(value)
-    return str(value)
-
-
-def is_money(f: Field) -> bool:
-    """Amounts, and signed figures that are amounts (net buying in won, changes of amounts)."""
-    return f.kind == Kind.AMOUNT or f.unit is not None or any(t in f.name for t in ("amt", "prica"))
-
-
-def _divisor(f: Field) -> int:
-    return _UNIT_DIVISOR.get(f.unit or DEFAULT_AMOUNT_UNIT, 1)
+    style, factor = w.style, unit.factor if unit is not None else 1
+    against = prev if direction else None
+    if style == Style.PRICE:
+        return _direction(round(value), against)
+    if style == Style.PLAIN:
+        text = str(abs(_scaled(value, factor)))
+        return text.zfill(w.width) if w.width else text
+    if style == Style.LEVEL_X100:
+        return _direction(round(value * 100), None if against is None else against * 100)
+    if style == Style.LEVEL_DECIMAL:
+        level = f"{abs(value):.2f}"
+        if against is None or round(value, 2) == round(against, 2):
+            return level
+        return f"+{level}" if value > against else f"-{level}"
+    if style == Style.SIGNED:
+        return _signed(_scaled(value, factor), w.doubled)
+    if style == Style.SIGNED_X100:
+        return _signed(round(value * 100), w.doubled)
+    if style in (Style.SIGNED_DECIMAL, Style.RATE):
+        return f"{value:+.2f}" if round(value, 2) else "0.00"
+    if style == Style.RATE_X100:
+        return _signed(round(value * 100))
+    if style == Style.RATIO_X100:
+        return str(abs(round(value * 100)))
+    if style == Style.DATE:
+        return _clock(value, "%Y%m%d")
+    if style == Style.TIME:
+        return _clock(value, "%H%M%S")
+    if style == Style.TIME_HHMM:
+        return _clock(value, "%H:%M")
+    if style == Style.TIMESTAMP:
+        return _clock(value, "%Y%m%d%H%M%S")
+    return str(round(value)) if isinstance(value, float) else str(value)

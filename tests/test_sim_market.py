@@ -284,7 +284,9 @@ def test_minutes_reproduce_the_daily_bar_exactly(market: Market, code: str, day:
     if daily is None:
         assert minutes == []
         return
-    assert [m.ts for m in minutes] == session_minutes(day)
+    labels = session_minutes(day)
+    assert [m.ts for m in minutes] == [*labels[:380], labels[-1]]  # no bars 15:21 .. 15:29: the auction
+    assert minutes[-1].open == minutes[-1].high == minutes[-1].low == minutes[-1].close == daily.close
     assert aggregate(minutes) == ohlcvt(daily)
     for m in minutes:
         assert m.low <= min(m.open, m.close) <= max(m.open, m.close) <= m.high and m.volume >= 4
@@ -312,7 +314,8 @@ def test_a_partial_session_is_a_prefix_of_the_full_day(market: Market) -> None:
 def test_resampled_minutes_aggregate_to_the_daily_bar(market: Market, n: int) -> None:
     daily = market.daily_bar("000660", DAY)
     bars = resample_minutes(market.minutes("000660", DAY), n)
-    assert daily is not None and len(bars) == math.ceil(390 / n)
+    groups = {(m - 1) // n for m in [*range(1, 381), 390]}  # 09:01 .. 15:20 and the 15:30 auction
+    assert daily is not None and len(bars) == len(groups)
     assert aggregate(bars) == ohlcvt(daily)
     assert bars[-1].ts == datetime(2025, 3, 14, 15, 30, tzinfo=KST)
     if n == 5:
@@ -339,7 +342,8 @@ def test_ticks_reproduce_each_minute(market: Market, code: str) -> None:
     by_minute: dict[datetime, list[Bar]] = defaultdict(list)
     for t in ticks:
         assert t.ts is not None and t.open == t.high == t.low == t.close and t.volume >= 1
-        by_minute[t.ts.replace(second=0) + timedelta(minutes=1)].append(t)
+        closing = t.ts.time() == time(15, 30)  # the closing auction's print is the 15:30 bar
+        by_minute[t.ts if closing else t.ts.replace(second=0) + timedelta(minutes=1)].append(t)
     assert [t.ts for t in ticks] == sorted(t.ts for t in ticks if t.ts)
     assert list(by_minute) == [m.ts for m in minutes]
     for m in minutes:

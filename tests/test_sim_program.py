@@ -162,8 +162,8 @@ def test_program_session_is_cumulative_through_each_minute(sim):
     body = {"date": "20251230", **KOSPI_PROGRAM}
     rows = frame(sim, "ka90005", body, pages=True)
     times = rows["cntr_tm"].to_list()
-    assert len(times) == 390 and None not in times
-    assert times[0] == time(15, 30) and times[-1] == time(9, 1)
+    assert len(times) == 381 and None not in times  # 09:01 .. 15:20 and the closing auction
+    assert times[0] == time(15, 30) and times[1] == time(15, 20) and times[-1] == time(9, 1)
     assert all(a > b for a, b in pairwise(times))
     up = rows.reverse()
     for col in ("dfrt_trde_sel", "ndiffpro_trde_buy", "all_buy", "ndiffpro_trde_sell_qty"):
@@ -199,7 +199,7 @@ def test_program_session_grows_with_the_clock():
 def test_intraday_investors_are_cumulative_through_each_minute(sim):
     body = {"mrkt_tp": "000", "amt_qty_tp": "2", "trde_tp": "1", "stk_cd": "005930"}  # buys, shares
     buys = frame(sim, "ka10064", body, pages=True)
-    assert buys.height == 390 and buys["tm"][0] == time(15, 30)
+    assert buys.height == 381 and buys["tm"][0] == time(15, 30)
     cols = ["frgnr_invsr", "orgn", "invtrt", "insrnc", "bank", "penfnd_etc", "etc_corp", "natn"]
     up = buys.reverse()
     for col in cols:

@@ -87,7 +87,7 @@ def test_daily_bar_equals_the_aggregate_of_its_minute_bars(sim):
     day = normalize("ka10081", daily.body).filter(pl.col("dt") == date(2025, 12, 30)).row(0, named=True)
     (page,) = fetch(sim, "ka10080", {"stk_cd": "000660", "tic_scope": "1", "upd_stkpc_tp": "1"})
     minutes = normalize("ka10080", page.body).filter(pl.col("cntr_tm").dt.date() == date(2025, 12, 30))
-    assert minutes.height == 390
+    assert minutes.height == 381  # 09:01 .. 15:20 and the closing auction at 15:30
     agg = minutes.sort("cntr_tm")
     assert agg["open_pric"][0] == day["open_pric"]
     assert agg["cur_prc"][-1] == day["cur_prc"]
@@ -141,7 +141,8 @@ def test_todays_session_grows_with_the_clock():
 
     assert minutes_at(8, 30) == 0
     assert minutes_at(10, 0) == 60
-    assert minutes_at(16, 0) == 390
+    assert minutes_at(15, 25) == 380  # the closing call auction: nothing until 15:30
+    assert minutes_at(16, 0) == 381
 
 
 def test_deterministic_across_instances():
