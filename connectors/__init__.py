@@ -1,4 +1,4 @@
-"""Talking to Kiwoom: settings, tokens, rate limiting, retries, paging, the error tree."""
+"""Talking to Kiwoom: settings, tokens, rate limits, retries, paging, errors, the WebSocket session."""
 
 from connectors.auth import KiwoomAuth, Token, TokenCache
 from connectors.client import ClientStats, KiwoomClient, Page, check_query_tr
@@ -9,12 +9,17 @@ from connectors.errors import (
     ConnectionFailed,
     InvalidRequest,
     KiwoomError,
+    LoginRefused,
     MalformedResponse,
     OrderRefused,
     PagingError,
     RateLimited,
+    RealtimeError,
     RequestRefused,
     ServerError,
+    SessionClosed,
+    SessionReplaced,
+    SubscriptionRefused,
     TransientError,
     UnknownApi,
     UnknownSymbol,
@@ -22,6 +27,9 @@ from connectors.errors import (
 )
 from connectors.paging import oldest_row, rows_before
 from connectors.ratelimit import RateLimiter, RateLimits, shared_limiter
+from connectors.realtime import RealtimeSession
+from connectors.realtime_events import Gap, RawFrame, SessionStats, websocket_url
+from connectors.retry import RetryPolicy
 from connectors.settings import HOSTS, Secret, Settings
 
 __all__ = [
@@ -31,10 +39,12 @@ __all__ = [
     "ClientStats",
     "ConfigError",
     "ConnectionFailed",
+    "Gap",
     "InvalidRequest",
     "KiwoomAuth",
     "KiwoomClient",
     "KiwoomError",
+    "LoginRefused",
     "MalformedResponse",
     "OrderRefused",
     "Page",
@@ -42,10 +52,18 @@ __all__ = [
     "RateLimited",
     "RateLimiter",
     "RateLimits",
+    "RawFrame",
+    "RealtimeError",
+    "RealtimeSession",
     "RequestRefused",
+    "RetryPolicy",
     "Secret",
     "ServerError",
+    "SessionClosed",
+    "SessionReplaced",
+    "SessionStats",
     "Settings",
+    "SubscriptionRefused",
     "Token",
     "TokenCache",
     "TransientError",
@@ -56,4 +74,5 @@ __all__ = [
     "oldest_row",
     "rows_before",
     "shared_limiter",
+    "websocket_url",
 ]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -32,6 +31,7 @@ from connectors.errors import (
     classify,
 )
 from connectors.ratelimit import RateLimiter, shared_limiter
+from connectors.retry import RetryPolicy
 from connectors.settings import Settings
 from schemas.catalog import catalog
 from schemas.errors import UnknownTRError
@@ -108,6 +108,7 @@ class KiwoomClient:
         self.limiter = limiter or shared_limiter(
             (settings.base_url, settings.app_key.fingerprint()), settings.limits
         )
+        self.retry = RetryPolicy.from_settings(settings)
         self.auth = auth or KiwoomAuth(settings)
         self.auth.on_issue = self._count_token
         self._http = httpx.AsyncClient(
@@ -185,7 +186,7 @@ class KiwoomClient:
                 if not err.retryable or attempt == s.max_retries:
                     self.stats.errors += 1
                     raise
-                delay = min(s.backoff_max, s.backoff_base * 2**attempt) * random.uniform(0.5, 1.0)
+                delay = self.retry.delay(attempt)
                 log.warning("%s attempt %d failed (%s); retrying in %.2fs", api_id, attempt + 1, err, delay)
                 self.stats.retries += 1
                 self.stats.wait_seconds += delay

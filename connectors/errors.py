@@ -16,7 +16,12 @@
     │   ├── UnknownApi          1504 / 1505: api-id not served at that path, or unknown
     │   └── UnknownSymbol       1901 / 1902
     ├── ApiError                any other non-zero return code
-    └── PagingError             a repeated next-key, or more pages than allowed
+    ├── PagingError             a repeated next-key, or more pages than allowed
+    └── RealtimeError           the WebSocket session (connectors.realtime)
+        ├── LoginRefused        LOGIN answered non-zero (8005 again after the one re-issue)
+        ├── SessionReplaced     SYSTEM R10001: the app key logged in elsewhere; never reconnect
+        ├── SubscriptionRefused REG/REMOVE answered non-zero, or more than 100 items
+        └── SessionClosed       reconnects ran out, or the session was closed
 
 Messages carry the TR id, the codes and the server's message, never keys or
 tokens. Classification (``classify``) looks at the code embedded in the
@@ -35,12 +40,17 @@ __all__ = [
     "ConnectionFailed",
     "InvalidRequest",
     "KiwoomError",
+    "LoginRefused",
     "MalformedResponse",
     "OrderRefused",
     "PagingError",
     "RateLimited",
+    "RealtimeError",
     "RequestRefused",
     "ServerError",
+    "SessionClosed",
+    "SessionReplaced",
+    "SubscriptionRefused",
     "TransientError",
     "UnknownApi",
     "UnknownSymbol",
@@ -151,6 +161,26 @@ class PagingError(KiwoomError):
     def __init__(self, message: str, *, next_key: str | None = None, **kw: Any) -> None:
         self.next_key = next_key  # where a caller could resume
         super().__init__(message, **kw)
+
+
+class RealtimeError(KiwoomError):
+    pass
+
+
+class LoginRefused(RealtimeError):
+    pass
+
+
+class SessionReplaced(RealtimeError):
+    pass
+
+
+class SubscriptionRefused(RealtimeError):
+    pass
+
+
+class SessionClosed(RealtimeError):
+    pass
 
 
 def embedded_code(message: object) -> int | None:

@@ -7,9 +7,9 @@ from schemas.normalize import (
     UnknownFieldWarning,
     normalize,
     normalize_pages,
-    normalize_realtime,
     output_schema,
 )
+from schemas.realtime import normalize_realtime, realtime_schema
 
 __all__ = [
     "TR",
@@ -27,4 +27,5 @@ __all__ = [
     "normalize_pages",
     "normalize_realtime",
     "output_schema",
+    "realtime_schema",
 ]

@@ -28,7 +28,6 @@ __all__ = [
     "convert",
     "normalize",
     "normalize_pages",
-    "normalize_realtime",
     "output_schema",
 ]
 
@@ -320,48 +319,3 @@ def normalize_pages(api_id: str, pages: Iterable[bytes]) -> pl.DataFrame:
     frame = _coalesce_aliases(exploded, tr.row_fields())
     return convert(api_id, frame.select(f.name for f in tr.row_fields()), tr.row_fields())
 
-
-def normalize_realtime(message: dict[str, Any]) -> dict[str, pl.DataFrame]:
-    """One REAL frame to one typed frame per type code.
-
-    Each frame has ``type``, ``item`` (with ``item_venue``) and one column per
-    FID of the type: 0B and 0D under canonical English names (see
-    ``catalog.json`` ``column``), other types as ``fid_<n>``.
-    """
-    if not isinstance(message, dict) or message.get("trnm") != "REAL":
-        raise BodyShapeError(
-            "REAL",
-            f"not a REAL frame: trnm={message.get('trnm') if isinstance(message, dict) else message!r}",
-        )
-    data = message.get("data")
-    if not isinstance(data, list):
-        raise BodyShapeError("REAL", "REAL frame without a data list")
-    by_type: dict[str, list[dict[str, Any]]] = {}
-    for entry in data:
-        if not isinstance(entry, dict) or not isinstance(entry.get("values"), dict):
-            raise BodyShapeError("REAL", f"malformed entry: {entry!r}")
-        code = entry.get("type")
-        if not isinstance(code, str):
-            raise BodyShapeError("REAL", f"entry without a type: {entry!r}")
-        by_type.setdefault(code, []).append(entry)
-    out = {}
-    for code, entries in by_type.items():
-        rt = catalog().realtime_type(code)
-        fields = rt.fields
-        frame = pl.DataFrame(
-            [e["values"] for e in entries], schema={f.name: pl.String for f in fields}, strict=False
-        ).with_columns(pl.Series("item", [e.get("item") for e in entries], pl.String))
-        _warn_unknown_fids(code, entries, set(rt.by_fid()))
-        item = Field("item", "종목코드", "", Kind.CODE, "", venue=True)
-        names = {f.name: f.column or f"fid_{f.name}" for f in fields}  # canonical for 0B/0D
-        typed = convert(code, frame, (*fields, item), names)
-        out[code] = typed.select(pl.lit(code).alias("type"), pl.all())
-    return out
-
-
-def _warn_unknown_fids(code: str, entries: list[dict[str, Any]], known: set[str]) -> None:
-    unknown = sorted({k for e in entries for k in e["values"]} - known)
-    if unknown:
-        warnings.warn(
-            f"{code}: FIDs not in the catalog were dropped: {unknown}", UnknownFieldWarning, stacklevel=3
-        )

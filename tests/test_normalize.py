@@ -264,7 +264,7 @@ def test_realtime_trade_gets_canonical_columns_and_side():
     }
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        frames = schemas.normalize_realtime(msg)
+        frames = schemas.normalize_realtime([msg])
     trades = frames["0B"]
     assert trades.select("item", "item_venue", "time", "price", "price_dir", "size", "size_side").rows() == [
         ("005930", "KRX", dt.time(16, 52, 8), 20800, -1, 82, 1),
@@ -275,7 +275,7 @@ def test_realtime_trade_gets_canonical_columns_and_side():
 
 def test_realtime_order_book_has_ten_levels_per_side():
     example = schemas.catalog().realtime_type("0D").raw["example"]
-    book = schemas.normalize_realtime(example)["0D"]
+    book = schemas.normalize_realtime([example])["0D"]
     for side in ("ask", "bid"):
         for i in range(1, 11):
             assert book.schema[f"{side}_px_{i}"] == pl.Int64
@@ -286,13 +286,13 @@ def test_realtime_order_book_has_ten_levels_per_side():
 
 def test_realtime_other_types_keep_fid_names_and_bad_frames_fail():
     example = schemas.catalog().realtime_type("0A").raw["example"]
-    frame = schemas.normalize_realtime(example)["0A"]
+    frame = schemas.normalize_realtime([example])["0A"]
     assert any(c.startswith("fid_") for c in frame.columns)
     with pytest.raises(BodyShapeError):
-        schemas.normalize_realtime({"trnm": "PING"})
+        schemas.normalize_realtime([{"trnm": "PING"}])
     with pytest.raises(UnknownTRError):
-        schemas.normalize_realtime({"trnm": "REAL", "data": [{"type": "ZZ", "item": "1", "values": {}}]})
+        schemas.normalize_realtime([{"trnm": "REAL", "data": [{"type": "ZZ", "item": "1", "values": {}}]}])
     with pytest.raises(FieldValueError, match=r"0B\.10"):
         schemas.normalize_realtime(
-            {"trnm": "REAL", "data": [{"type": "0B", "item": "1", "values": {"10": "abc"}}]}
+            [{"trnm": "REAL", "data": [{"type": "0B", "item": "1", "values": {"10": "abc"}}]}]
         )

@@ -44,7 +44,7 @@ def test_reference_example_normalizes(api_id):
 
 @pytest.mark.parametrize("code", sorted(c for c, rt in CAT.realtime.items() if rt.raw.get("example")))
 def test_realtime_example_normalizes(code):
-    frames = schemas.normalize_realtime(CAT.realtime_type(code).raw["example"])
+    frames = schemas.normalize_realtime([CAT.realtime_type(code).raw["example"]])
     assert list(frames) == [code]
     assert frames[code].height >= 1
 

@@ -1,0 +1,184 @@
+"""Realtime ``REAL`` frames to typed Polars frames, many frames at a time.
+
+The batch is parsed once by Polars' JSON reader (frames joined as NDJSON)
+against the catalog's FIDs as strings, exploded to one row per entry, split
+by type and converted with the same per-kind expressions as the REST bodies
+(``schemas.normalize.convert``): no Python per entry. 0B and 0D columns get
+their canonical English names (``catalog.json`` ``column``), other types keep
+``fid_<n>``.
+
+Realtime times are ``HHMMSS`` only. ``ts`` puts them on a date in Korea:
+with ``received_ns`` (when each frame arrived) the date is the one that puts
+the time nearest the arrival, so a session that runs past midnight, or a
+worker that runs for days, dates every row right; with only ``day`` (the
+session date), times before ``rollover`` belong to the next day.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Mapping, Sequence
+from datetime import date, time
+from functools import cache
+from typing import Any
+
+import orjson
+import polars as pl
+
+from schemas.catalog import Field, RealtimeType, catalog
+from schemas.errors import BodyShapeError
+from schemas.kinds import KST, Kind
+from schemas.normalize import UnknownFieldWarning, convert
+
+__all__ = ["normalize_realtime", "realtime_schema"]
+
+Frame = bytes | str | Mapping[str, Any]
+_ITEM = Field("item", "종목코드", "", Kind.CODE, "", venue=True)
+_TIME_FIDS = ("20", "21")  # 체결시간 / 호가시간 and their kin
+_HALF_DAY_US = 12 * 3600 * 1_000_000
+
+
+@cache
+def _fids() -> tuple[str, ...]:
+    return tuple(sorted({f.name for rt in catalog().realtime.values() for f in rt.fields}))
+
+
+@cache
+def _schema() -> dict[str, pl.DataType]:
+    values = pl.Struct({fid: pl.String() for fid in _fids()})
+    entry = pl.Struct({"type": pl.String(), "item": pl.String(), "values": values})
+    return {"trnm": pl.String(), "data": pl.List(entry)}
+
+
+def _names(rt: RealtimeType) -> dict[str, str]:
+    return {f.name: f.column or f"fid_{f.name}" for f in rt.fields}
+
+
+def _time_column(rt: RealtimeType) -> str | None:
+    names = _names(rt)
+    return next((names[f.name] for f in rt.fields if f.name in _TIME_FIDS and f.kind == Kind.TIME), None)
+
+
+def realtime_schema(code: str, *, with_ts: bool = True) -> pl.Schema:
+    """The columns ``normalize_realtime`` gives a type: its contract with the warehouse."""
+    rt = catalog().realtime_type(code)
+    cols: dict[str, pl.DataType] = {"seq": pl.Int64(), "type": pl.String()}
+    if with_ts and _time_column(rt):
+        cols["ts"] = pl.Datetime("us", KST)
+    names = _names(rt)
+    for f in rt.fields:
+        cols.update(f.output_schema(names[f.name]))
+    cols.update(_ITEM.output_schema())
+    return pl.Schema(cols)
+
+
+def _ndjson(frames: Sequence[Frame]) -> bytes:
+    # a raw newline cannot occur inside a JSON string, so turning them into spaces is safe
+    parts = [
+        (orjson.dumps(f) if isinstance(f, Mapping) else f.encode() if isinstance(f, str) else f).replace(
+            b"\n", b" "
+        )
+        for f in frames
+    ]
+    return b"\n".join(parts)
+
+
+def _first_bad(frames: Sequence[Frame]) -> str:
+    for i, f in enumerate(frames):
+        try:
+            body = f if isinstance(f, Mapping) else orjson.loads(f)
+        except orjson.JSONDecodeError as exc:
+            return f"frame {i} is not JSON ({exc})"
+        if not isinstance(body, Mapping):
+            return f"frame {i} is a JSON {type(body).__name__}, not an object"
+    return "the batch does not fit the REAL frame shape"
+
+
+def normalize_realtime(
+    frames: Sequence[Frame],
+    *,
+    seqs: Sequence[int] | None = None,
+    received_ns: Sequence[int] | None = None,
+    day: date | None = None,
+    rollover: time = time(6, 0),
+) -> dict[str, pl.DataFrame]:
+    """Many ``REAL`` frames (bytes, str or decoded) to one typed frame per type code.
+
+    Each frame has ``seq`` (``seqs[i]`` of the entry's frame, else its index in
+    the batch), ``type``, ``ts`` when ``received_ns`` or ``day`` is given, the
+    type's columns and ``item``/``item_venue``. Anything but a REAL frame, an
+    unknown type or a value that does not fit its kind raises.
+    """
+    if isinstance(frames, bytes | str | Mapping):
+        raise TypeError("normalize_realtime takes a sequence of frames; wrap a single frame in a list")
+    if not frames:
+        return {}
+    for name, extra in (("seqs", seqs), ("received_ns", received_ns)):
+        if extra is not None and len(extra) != len(frames):
+            raise ValueError(f"{name} has {len(extra)} values for {len(frames)} frames")
+    try:
+        raw = pl.read_ndjson(io.BytesIO(_ndjson(frames)), schema=_schema())
+    except (pl.exceptions.PolarsError, orjson.JSONDecodeError) as exc:
+        raise BodyShapeError("REAL", f"{_first_bad(frames)}: {exc}") from exc
+    if raw.height != len(frames):
+        raise BodyShapeError("REAL", f"{_first_bad(frames)} ({raw.height} rows for {len(frames)} frames)")
+    not_real = raw.select((pl.col("trnm") != "REAL").fill_null(True).arg_true()).to_series()
+    if len(not_real):
+        i = int(not_real[0])
+        raise BodyShapeError("REAL", f"frame {i} is not a REAL frame: trnm={raw['trnm'][i]!r}")
+    extras = [pl.Series("seq", seqs if seqs is not None else range(len(frames)), pl.Int64)]
+    extras.append(pl.Series("_frame", range(len(frames)), pl.Int64))
+    if received_ns is not None:
+        extras.append(pl.Series("_received", received_ns, pl.Int64))
+    entries = raw.with_columns(extras).drop("trnm").explode("data").unnest("data")
+    bad = entries.select((pl.col("type").is_null() | pl.col("values").is_null()).arg_true()).to_series()
+    if len(bad):
+        row = int(bad[0])
+        raise BodyShapeError("REAL", f"frame {entries['_frame'][row]}: an entry without a type or values")
+    out = {}
+    for code in entries["type"].unique(maintain_order=True).to_list():
+        rt = catalog().realtime_type(code)
+        part = entries.filter(pl.col("type") == code)
+        _warn_unknown_fids(code, frames[int(part["_frame"][0])], set(rt.by_fid()))
+        strings = part.select(
+            "seq",
+            "_received" if received_ns is not None else pl.lit(None, pl.Int64).alias("_received"),
+            "item",
+            *(pl.col("values").struct.field(f.name) for f in rt.fields),
+        )
+        typed = convert(code, strings, (*rt.fields, _ITEM), _names(rt))
+        typed = typed.with_columns(strings["seq"], pl.lit(code).alias("type"))
+        time_col = _time_column(rt)
+        columns = ["seq", "type"]
+        if time_col and (received_ns is not None or day is not None):
+            typed = typed.with_columns(_timestamps(typed[time_col], strings["_received"], day, rollover))
+            columns.append("ts")
+        out[code] = typed.select(*columns, pl.exclude(columns))
+    return out
+
+
+def _timestamps(times: pl.Series, received: pl.Series, day: date | None, rollover: time) -> pl.Series:
+    frame = pl.DataFrame({"t": times, "r": received})
+    if received.null_count() < len(received):
+        arrived = pl.from_epoch(pl.col("r"), "ns").dt.replace_time_zone("UTC").dt.convert_time_zone(KST)
+        guess = arrived.dt.date().dt.combine(pl.col("t"), "us").dt.replace_time_zone(KST)
+        offset = (guess - arrived.dt.cast_time_unit("us")).dt.total_microseconds()
+        shift = pl.when(offset > _HALF_DAY_US).then(-1).when(offset < -_HALF_DAY_US).then(1).otherwise(0)
+        ts = guess.dt.offset_by(pl.concat_str(shift.cast(pl.String), pl.lit("d")))
+    else:
+        assert day is not None
+        guess = pl.lit(day).dt.combine(pl.col("t"), "us").dt.replace_time_zone(KST)
+        ts = pl.when(pl.col("t") < rollover).then(guess.dt.offset_by("1d")).otherwise(guess)
+    return frame.select(ts.alias("ts")).to_series()
+
+
+def _warn_unknown_fids(code: str, frame: Frame, known: set[str]) -> None:
+    """The first frame of each type is checked for FIDs the catalog does not know (they are dropped)."""
+    body = frame if isinstance(frame, Mapping) else orjson.loads(frame)
+    seen = {k for e in body.get("data", ()) if e.get("type") == code for k in (e.get("values") or {})}
+    unknown = sorted(seen - known)
+    if unknown:
+        warnings.warn(
+            f"{code}: FIDs not in the catalog were dropped: {unknown}", UnknownFieldWarning, stacklevel=3
+        )
