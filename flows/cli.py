@@ -28,9 +28,15 @@ _TR_ID = re.compile(r"^(au|ka|kt)\d{5}$|^[0-9][0-9A-Za-z]$")
 def catalog_cmd(
     query: Annotated[str, typer.Argument(help="a TR id (shows it) or text to filter by")] = "",
     category: Annotated[str, typer.Option("--category", "-c", help="대분류 or 중분류, e.g. 차트")] = "",
+    units: Annotated[
+        bool, typer.Option("--units", help="list every field whose wire unit the catalog records")
+    ] = False,
 ) -> None:
     """List TRs, or show one TR with its request and response fields."""
     cat = schemas.catalog()
+    if units:
+        _show_units(query)
+        return
     if query in cat.trs:
         _show_tr(cat.tr(query))
         return
@@ -61,12 +67,27 @@ def catalog_cmd(
         console.print(f"{len(cat.realtime)} realtime types: {', '.join(cat.realtime)}")
 
 
+def _show_units(query: str) -> None:
+    from warehouse.units import recorded_units
+
+    rows = [r for r in recorded_units() if not query or r[0] == query]
+    table = Table(
+        title=f"{len(rows)} fields with a recorded unit (any other amount: unit unknown, stored as sent)"
+    )
+    for col in ("TR", "field", "label", "wire unit", "in the warehouse"):
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
 def _field_table(title: str, fields: tuple[Field, ...]) -> Table:
     table = Table(title=title)
     for col in ("field", "label", "kind", "unit/decimals", "columns", "why"):
         table.add_column(col, overflow="fold")
     for f in fields:
-        extra = f.unit or (f"{f.decimals} implied decimals" if f.decimals else "")
+        extra = f.unit or ("by request option" if f.unit_rules else "")
+        extra = extra or (f"{f.decimals} implied decimals" if f.decimals else "")
         cols = ", ".join(f"{n}:{t}" for n, t in f.output_schema(f.column or f.name).items())
         name = f.name + (f" (also {', '.join(f.aliases)})" if f.aliases else "")
         table.add_row(name, f.label, f.kind.value, extra, cols, f.kind_reason)
@@ -113,6 +134,12 @@ def sim_cmd(
     drop_rate: Annotated[float, typer.Option(help="fault: share of connections dropped mid-response")] = 0.0,
     malformed_rate: Annotated[float, typer.Option(help="fault: share of truncated JSON bodies")] = 0.0,
     latency: Annotated[float, typer.Option(help="fault: seconds added to every response")] = 0.0,
+    per_tr_rate: Annotated[
+        float, typer.Option(help="requests per second per TR and app key, sustained (live: about 1); 0: off")
+    ] = 0.0,
+    per_tr_burst: Annotated[
+        float, typer.Option(help="requests per TR allowed at once (with --per-tr-rate)")
+    ] = 2.0,
 ) -> None:
     """Serve the Kiwoom-compatible simulator (REST) until interrupted."""
     from datetime import timedelta
@@ -126,6 +153,8 @@ def sim_cmd(
         seed=seed,
         n_stocks=stocks,
         rate_limit=rate or None,
+        per_api_limit=per_tr_rate or None,
+        per_api_burst=per_tr_burst,
         rejection=rejection,
         token_lifetime=timedelta(seconds=token_lifetime),
         faults=Faults(

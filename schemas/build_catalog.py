@@ -25,341 +25,29 @@ from pathlib import Path
 from typing import Any
 
 from schemas.kinds import Inferred, Kind, infer_kind
+from schemas.overrides import CANONICAL_REALTIME, DECIMALS, KIND_OVERRIDES
 from schemas.reference import RawField, RawTR, parse_example_blocks, parse_reference
+from schemas.repairs import (
+    ALIASES,
+    ALLOWED_VALUES,
+    AMNT_SPELLING_TRS,
+    BROKEN_EXAMPLES,
+    BROKEN_IN_BOTH,
+    BROKEN_KEYS,
+    CONDITION_SEARCH,
+    DAMAGED_EXAMPLE_VALUES,
+    LIST_KEYS,
+    NOT_A_LIST,
+    PATHS,
+    REALTIME_BROKEN_EXAMPLES,
+    REQUEST_KEYS,
+    UNREADABLE_EXAMPLES,
+)
+from schemas.units import UNIT_OVERRIDES, UNIT_RULES
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_REFERENCE = ROOT.parent.parent / "shared" / "kiwoom-api" / "kiwoom_rest_api.txt"
 DEFAULT_OUT = ROOT / "catalog.json"
-
-# --- reviewed repairs -----------------------------------------------------------
-
-# (TR, key as printed) -> key on the wire.  Line wraps inside a table cell
-# split these keys; each fixed key must appear in the TR's response example.
-BROKEN_KEYS: dict[tuple[str, str], str] = {
-    ("ka10081", "stk_dt_pole_chart_qr y"): "stk_dt_pole_chart_qry",
-    ("ka10064", "opmr_invsr_trde_cha rt"): "opmr_invsr_trde_chart",
-    ("ka10042", "netprps_trde_ori_ran k"): "netprps_trde_ori_rank",
-    ("ka20009", "inds_cur_prc_daly_re pt"): "inds_cur_prc_daly_rept",
-    ("ka10051", "native_trmt_frgnr_n etprps"): "native_trmt_frgnr_netprps",
-    ("ka10004", "buy_10th_pre_req_pr_e"): "buy_10th_pre_req_pre",
-    ("ka10069", "dbrt_trde_cntrcnt_su m"): "dbrt_trde_cntrcnt_sum",
-    ("kt00012", "assr_30ord_alow_am t"): "assr_30ord_alow_amt",
-    ("kt00012", "assr_40ord_alow_am t"): "assr_40ord_alow_amt",
-    ("kt00012", "assr_50ord_alow_am t"): "assr_50ord_alow_amt",
-    ("kt00012", "assr_60ord_alow_am t"): "assr_60ord_alow_amt",
-}
-
-# Damage the example shares (its key has the same space): the repaired key is
-# the column and the damaged spelling stays an accepted alias on the wire.
-BROKEN_IN_BOTH: dict[tuple[str, str], str] = {
-    ("ka10007", "trde strt_dt"): "trde_strt_dt",
-    ("ka10025", "pric strt"): "pric_strt",
-    ("ka10031", "rank strt"): "rank_strt",  # a request field; the request example has rank_strt
-}
-
-# (TR, list key in the table) -> list key in the example.  The list key decides
-# where the rows are, so a disagreement is never left to an alias.
-LIST_KEYS: dict[tuple[str, str], str] = {
-    ("ka10011", "newstk_recvrt_mpr"): "newstk_recvrvht_mrpr",
-    ("ka10025", "prps_cncr"): "prps_cnctr",
-    ("ka10062", "eql_netrde_rank"): "eqq_nettrde_rank",
-    ("ka10098", "ovt_sigpric_flu_rt_rank"): "ovt_sigpric_fiu_rt_rank",
-    ("ka40001", "etfprft_rt_lst"): "etfpftrt_lst",
-    ("ka10029", "exp_cntr_flu_rt_uppe"): "exp_cntr_fiu_rt_upper",
-    ("ka10035", "for_cont_nettrde_upper"): "for_cont_nettnde_upper",
-    ("ka10037", "frgn_wicket_trde_up_per"): "frgn_wicket_trde_upper",
-    ("ka10065", "opmr_invsr_trde_uppper"): "opmr_invsr_trde_upper",
-    ("ka20003", "all_inds_index"): "all_inds_idx",
-    ("ka30002", "trde_ori_elwnettrde_upper"): "trde_ori_elwnetrde_upper",
-    ("ka40006", "etftisl_trnsn"): "etftsl_trnsn",
-    ("ka40007", "etftisl_cntr_array"): "efttislntr_array",
-    ("ka90008", "stk_tm_prm_trde_trn_sn"): "stk_tm_prm_trde_trnsn",
-    ("ka90009", "frgnr_orgn_trde_uppper"): "frgnr_orgn_trde_upper",
-    ("ka90013", "stk_daly_prm_trde_trnnsn"): "stk_daly_prm_trde_trnsn",
-    ("kt00008", "acnt_nxdy_setl_frcs_p_rps_array"): "acct_nxdy_setl_frcs_prps_array",
-    ("kt00009", "acnt_ord_cntr_prst_a"): "acct_ord_cntr_prst_array",
-}
-
-# (TR, field in the table) -> spellings seen in the example.  Reviewed: the
-# same field by label and position, a one- or two-letter slip on one side.
-ALIASES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("ka01690", "tot_evltn_amt"): ("tot_evlt_amt",),
-    ("ka01690", "tot_evltn_prft"): ("tot_evltv_prft",),
-    ("ka10005", "for_posst"): ("for_poss",),
-    ("ka10009", "frgnr_daly_netrde"): ("frgnr_daly_nettnde",),
-    ("ka10009", "orgn_daly_netrde"): ("orgn_daly_nettnde",),
-    ("ka10038", "mcmc_nm"): ("mmcm_nm",),
-    ("ka10039", "prid_stkpc_fiu"): ("prid_stkpc_flu",),
-    ("ka10075", "mang_empno"): ("mang_emplno",),
-    ("ka10087", "ovt_sigpric_fiu_rt"): ("ovt_sigpric_flu_rt",),
-    ("ka10095", "innr_vltl"): ("innr_vlth",),
-    ("ka10095", "ptry"): ("prty",),
-    ("ka10131", "nettrde_qty"): ("netrde_qty",),
-    ("ka10131", "nettrde_amt"): ("netrde_amt",),
-    ("ka10131", "tot_cont_nettrde_qty"): ("tot_cont_netrde_qty",),
-    ("ka30003", "flu_rt"): ("flr_rt",),
-    ("ka30005", "ppty"): ("prty",),
-    ("ka40001", "cntr_prft_rt"): ("cntr_pftrt",),
-    ("ka40001", "etfprft_rt"): ("etfpftrt",),
-    ("ka40006", "pred_pre"): ("pred_pric",),
-    ("ka40007", "etfobjt_idex_cd"): ("etfobjt_idx_cd",),
-    ("ka40007", "etfobjt_idex_nm"): ("etfobjt_idx_nm",),
-    ("ka40007", "objt_idex_pre_rt"): ("objt_idx_pre_rt",),
-    ("ka40007", "pred_pre"): ("pred_prc",),
-    ("ka50010", "cntr_pric"): ("cntr_princ",),
-    ("ka50012", "pred_pre"): ("pred_prc",),
-    ("kt00002", "prsm_dpst_aset_amt_bnrc_skip"): ("prsm_dpst_aset_amt_bncr_skip",),
-    ("kt00010", "profa_20ord_alowq"): ("profa_20ord_alowa",),
-    ("kt00015", "vlbl_nowrm"): ("lbl_nowrm",),
-    ("kt00016", "evlty_prft"): ("evltv_prft",),
-    ("kt00016", "ls_evlta_fr"): ("ls_evlt_fr",),
-    ("kt00016", "ls_evlta_to"): ("ls_evlt_to",),
-    ("kt00016", "rght_evlta_fr"): ("rght_evlt_fr",),
-    ("kt00016", "rght_evlta_to"): ("rght_evlt_to",),
-    ("kt00016", "termin_tot_inq"): ("termin_tot_inc",),
-    ("kt00017", "crd_loan_evlta_d2"): ("crd_loan_evlt_a_d2",),
-    ("kt00017", "crd_ls_evlta_d2"): ("crd_ls_evlt_a_d2",),
-    ("kt00001", "bncr_buy_alowa"): ("bnrc_buy_alowa",),
-    ("kt00001", "bncr_profa_ch"): ("bnrc_profa_ch",),
-    ("kt00001", "bncr_remn_repl_evlta"): ("bnrc_remn_repl_evlta",),
-    ("kt00001", "nqry_loan"): ("nrpy_loan",),
-    ("kt00001", "nxdy_bncr_sell_exct"): ("nxndy_bnrc_sell_exct",),
-    ("kt00001", "shrts_prica"): ("shirts_prica",),
-    ("kt00001", "repl_amt"): ("rep1_amnt",),
-    ("kt00005", "dpst_grnt_use_amt_a_mt"): ("dpst_grnt_use_amt_amnt",),
-    ("kt50020", "net_entr"): ("het_entr",),
-}
-
-# The account TRs' examples spell every ``amt`` as ``amnt``.  One reviewed rule
-# instead of forty entries; each generated alias is still checked on the example.
-AMNT_SPELLING_TRS = ("kt00001", "kt00005", "kt00009")
-
-# Examples broken in the reference itself: normalizing them is not expected.
-# Unreadable ones must fail to parse (the entry goes stale otherwise) ...
-UNREADABLE_EXAMPLES: dict[str, str] = {
-    "ka10173": "condition-search WebSocket frame without its opening brace",
-    "ka30012": "page break inside a key and unquoted numbers",
-    "kt50031": "page break inside a list item, keys lost",
-}
-# ... wrong ones parse but show another body.
-WRONG_EXAMPLES: dict[str, str] = {
-    "ka10171": "condition-search WebSocket frame, rows are positional arrays",
-    "ka10172": "condition-search WebSocket frame, not a REST body",
-    "ka20005": "the example is ka20006's daily body (inds_dt_pole_qry), not minute bars",
-    "ka40004": "the second page opens with a stray quote ('{\"') and drops the list's closing bracket",
-    "ka90003": "the example is ka90005's body (prm_trde_trnsn), not the top-50 ranking",
-}
-BROKEN_EXAMPLES = {**UNREADABLE_EXAMPLES, **WRONG_EXAMPLES}
-
-REALTIME_BROKEN_EXAMPLES: dict[str, str] = {
-    "0s": "'item' is followed by a lone double quote; the next page repeats the closing brackets",
-    "0w": "the REAL frame's opening lines are replaced by a REG request's 'data' block",
-}
-
-# Condition search runs over the WebSocket with its own frames; its tables
-# use Korean placeholders as element names.  Catalogued as printed.
-CONDITION_SEARCH = ("ka10171", "ka10172", "ka10173", "ka10174")
-
-# Investor-by-type columns, as each TR lists them.
-_INVESTOR_COLUMNS: dict[str, tuple[str, ...]] = {
-    "ka10059": (
-        "ind_invsr", "frgnr_invsr", "orgn", "fnnc_invt", "insrnc", "invrtt", "etc_fnnc",
-        "bank", "penfnd_etc", "samo_fund", "natn", "etc_corp", "natfor",
-    ),
-    "ka10060": (
-        "ind_invsr", "frgnr_invsr", "orgn", "fnnc_invt", "insrnc", "invrtt", "etc_fnnc",
-        "bank", "penfnd_etc", "samo_fund", "natn", "etc_corp", "natfor",
-    ),
-    "ka10061": (
-        "ind_invsr", "frgnr_invsr", "orgn", "fnnc_invt", "insrnc", "invtrt", "etc_fnnc",
-        "bank", "penfnd_etc", "samo_fund", "natn", "etc_corp", "natfor",
-    ),
-    "ka10064": ("frgnr_invsr", "orgn", "insrnc", "invtrt", "bank", "penfnd_etc", "natn", "etc_corp"),
-    "ka10066": (
-        "ind_invsr", "frgnr_invsr", "orgn", "fnnc_invt", "insrnc", "invtrt", "etc_fnnc",
-        "bank", "penfnd_etc", "samo_fund", "natn", "etc_corp",
-    ),
-}  # fmt: skip
-
-# Kinds the name/label rules get wrong, reviewed.  Key: (TR or "*", field).
-KIND_OVERRIDES: dict[tuple[str, str], Kind] = {
-    ("*", "pred_pre_sig"): Kind.ENUM,
-    ("*", "flu_sig"): Kind.ENUM,
-    ("*", "stex_tp"): Kind.ENUM,
-    ("*", "trde_tern_rt"): Kind.RATE,
-    ("*", "listCount"): Kind.QTY,
-    ("*", "lastPrice"): Kind.PRICE,
-    ("*", "regDay"): Kind.DATE,
-    ("*", "marketCode"): Kind.CODE,
-    ("*", "marketName"): Kind.TEXT,
-    ("*", "upName"): Kind.TEXT,
-    ("*", "upSizeName"): Kind.TEXT,
-    ("*", "companyClassName"): Kind.TEXT,
-    ("*", "orderWarning"): Kind.ENUM,
-    ("*", "nxtEnable"): Kind.ENUM,
-    ("*", "auditInfo"): Kind.TEXT,
-    ("*", "state"): Kind.TEXT,
-    ("0B", "15"): Kind.SIDE_QTY,
-    # ka20005's example is a daily body, so nothing shows its time format;
-    # the sector minute chart uses the stock minute chart's (ka10080) timestamps
-    ("ka20005", "cntr_tm"): Kind.TIMESTAMP,
-    # investor-by-type columns are net figures with an arithmetic sign
-    # ("-639", "--28837"); the rules left them text and took 국가 (natn) for a price
-    **{(tr, name): Kind.SIGNED for tr, names in _INVESTOR_COLUMNS.items() for name in names},
-    # program trading: arbitrage / non-arbitrage sell, buy, today and cumulative
-    # ("+10734", "+327778"); ka90007's KOSPI200 is the index level ("+341.13").
-    # kosp200 of ka90005/ka90010 stays text: its examples disagree on scale
-    # ("+47839" in one, "0.00" in the other).
-    **{
-        (tr, name): Kind.SIGNED
-        for tr in ("ka90005", "ka90010")
-        for name in (
-            "dfrt_trde_sel",
-            "dfrt_trde_buy",
-            "ndiffpro_trde_sel",
-            "ndiffpro_trde_buy",
-            "all_sel",
-            "all_buy",
-        )
-    },
-    **{
-        ("ka90007", name): Kind.SIGNED
-        for name in (
-            "dfrt_trde_tdy",
-            "dfrt_trde_acc",
-            "ndiffpro_trde_tdy",
-            "ndiffpro_trde_acc",
-            "all_tdy",
-            "all_acc",
-        )
-    },
-    ("ka90007", "kospi200"): Kind.RATE,
-    # program trading by stock: repaid lending and balance totals, share counts
-    **{
-        (tr, name): Kind.QTY
-        for tr in ("ka90008", "ka90013")
-        for name in ("dbtr_trde_rpy_sum", "remn_rcvord_sum")
-    },
-    # stock lending: new, repaid and outstanding shares ("62932490", "2355269107")
-    **{
-        (tr, name): Kind.QTY
-        for tr in ("ka10068", "ka10069", "ka20068", "ka90012")
-        for name in ("dbrt_trde_cntrcnt", "dbrt_trde_rpy", "rmnd")
-    },
-    **{("ka10069", name): Kind.QTY for name in ("dbrt_trde_cntrcnt_sum", "dbrt_trde_rpy_sum", "rmnd_sum")},
-    # cumulative net buying over the period ("158", "28315"); the foreign limit in shares
-    ("ka10009", "orgn_dt_acc"): Kind.SIGNED,
-    ("ka10045", "orgn_dt_acc"): Kind.SIGNED,
-    ("ka10045", "for_dt_acc"): Kind.SIGNED,
-    ("ka10008", "frgnr_limit"): Kind.QTY,
-}
-
-# Turnover units the reference leaves unsaid, checked against its examples
-# (volume x price of the example rows): chart TRs and the 0B trade stream
-# report turnover in millions of won.
-_MILLION = "KRW_1e6"
-_THOUSAND = "KRW_1e3"
-UNIT_OVERRIDES: dict[tuple[str, str], str] = {
-    **{
-        (tr, "trde_prica"): _MILLION
-        for tr in (
-            "ka10081",
-            "ka10082",
-            "ka10083",
-            "ka10094",
-            "ka20006",
-            "ka20007",
-            "ka20008",
-            "ka20019",
-        )
-    },
-    **{(tr, "acc_trde_prica"): _MILLION for tr in ("ka50081", "ka50082", "ka50083", "ka50092")},
-    ("0B", "14"): _MILLION,
-    # short sales' turnover is in thousands of won: in every example row
-    # shrts_qty x shrts_avg_pric / shrts_trde_prica is 1000 (607315 x 57404 = 34,862,310,260
-    # won, sent as 34862170; the average price is rounded)
-    ("ka10014", "shrts_trde_prica"): _THOUSAND,
-}
-
-# Realtime FIDs that get canonical English column names (0B trades, 0D book).
-CANONICAL_REALTIME: dict[str, dict[str, str]] = {
-    "0B": {
-        "20": "time",
-        "10": "price",
-        "11": "change",
-        "12": "change_rate",
-        "27": "best_ask",
-        "28": "best_bid",
-        "15": "size",
-        "13": "cum_volume",
-        "14": "cum_turnover",
-        "16": "open",
-        "17": "high",
-        "18": "low",
-        "25": "change_sign",
-        "26": "volume_vs_prev_day",
-        "29": "turnover_change",
-        "30": "volume_vs_prev_day_rate",
-        "31": "turnover_rate",
-        "32": "trade_cost",
-        "228": "strength",
-        "311": "market_cap",
-        "290": "session",
-        "691": "ko_access",
-        "567": "upper_limit_time",
-        "568": "lower_limit_time",
-        "851": "volume_vs_prev_same_time_rate",
-        "1890": "open_time",
-        "1891": "high_time",
-        "1892": "low_time",
-        "1030": "sell_volume",
-        "1031": "buy_volume",
-        "1032": "buy_ratio",
-        "1071": "sell_count",
-        "1072": "buy_count",
-        "1313": "instant_turnover",
-        "1315": "sell_size_single",
-        "1316": "buy_size_single",
-        "1314": "net_buy_volume",
-        "1497": "cfd_margin",
-        "1498": "maintenance_margin",
-        "620": "vwap",
-        "732": "cfd_cost",
-        "852": "short_cost",
-        "9081": "exchange",
-    },
-    "0D": {
-        **{"21": "time"},
-        **{str(40 + i): f"ask_px_{i}" for i in range(1, 11)},
-        **{str(50 + i): f"bid_px_{i}" for i in range(1, 11)},
-        **{str(60 + i): f"ask_qty_{i}" for i in range(1, 11)},
-        **{str(70 + i): f"bid_qty_{i}" for i in range(1, 11)},
-        **{str(80 + i): f"ask_qty_chg_{i}" for i in range(1, 11)},
-        **{str(90 + i): f"bid_qty_chg_{i}" for i in range(1, 11)},
-        "121": "ask_qty_total",
-        "122": "ask_qty_total_chg",
-        "125": "bid_qty_total",
-        "126": "bid_qty_total_chg",
-        "23": "exp_price",
-        "24": "exp_qty",
-        "128": "net_bid_qty",
-        "129": "bid_ratio",
-        "138": "net_ask_qty",
-        "139": "ask_ratio",
-        "200": "exp_change",
-        "201": "exp_change_rate",
-        "238": "exp_change_sign",
-        "291": "exp_price_2",
-        "292": "exp_volume",
-        "293": "exp_change_sign_2",
-        "294": "exp_change_2",
-        "295": "exp_change_rate_2",
-        "13": "cum_volume",
-        "299": "exp_volume_vs_prev_rate",
-        "215": "session",
-        "216": "investor_ticker",
-    },
-}
 
 ORDER_PREFIXES = ("kt1", "kt5000")  # kt10000-kt10009 stock orders, kt50000-kt50003 gold
 _ORDER_SUBCATEGORIES = ("주문", "신용주문")
@@ -409,6 +97,8 @@ def _fits(kind: Kind, value: Any) -> bool:
         return True
     if kind in (Kind.PRICE, Kind.SIGNED, Kind.AMOUNT, Kind.SIDE_QTY, Kind.INDEX):
         return re.fullmatch(r"[+-]{0,2}\d+", v) is not None
+    if kind == Kind.LEVEL:
+        return re.fullmatch(r"[+-]{0,2}\d+(\.\d+)?", v) is not None
     if kind == Kind.QTY:
         return re.fullmatch(r"\+?\d+", v) is not None
     if kind == Kind.RATE:
@@ -416,7 +106,7 @@ def _fits(kind: Kind, value: Any) -> bool:
     if kind == Kind.DATE:
         return re.fullmatch(r"(19|20)\d\d(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])", v) is not None
     if kind == Kind.TIME:
-        return re.fullmatch(r"([01]\d|2[0-3])[0-5]\d[0-5]\d", v) is not None
+        return re.fullmatch(r"([01]\d|2[0-3])(:?[0-5]\d){1,2}", v) is not None and len(v) != 4
     if kind == Kind.TIMESTAMP:
         return re.fullmatch(r"(19|20)\d{6}([01]\d|2[0-3])[0-5]\d[0-5]\d", v) is not None
     return True
@@ -433,6 +123,7 @@ _FALLBACKS: dict[Kind, tuple[Kind, ...]] = {
     Kind.SIGNED: (Kind.RATE, Kind.TEXT),
     Kind.AMOUNT: (Kind.RATE, Kind.TEXT),
     Kind.INDEX: (Kind.RATE, Kind.TEXT),
+    Kind.LEVEL: (Kind.TEXT,),
     Kind.SIDE_QTY: (Kind.RATE, Kind.TEXT),
     Kind.RATE: (Kind.TEXT,),
 }
@@ -443,10 +134,14 @@ def _field_entry(
 ) -> dict[str, Any]:
     override = KIND_OVERRIDES.get((api_id, name)) or KIND_OVERRIDES.get(("*", name))
     inferred = (
-        Inferred(override, reason="override") if override else infer_kind(name, raw.label, raw.description)
+        Inferred(override, decimals=DECIMALS.get((api_id, name), 0), reason="override")
+        if override
+        else infer_kind(name, raw.label, raw.description)
     )
     kind, reason, decimals = inferred.kind, inferred.reason, inferred.decimals
-    if not all(_fits(kind, v) for v in example_values):
+    # a shifted example says nothing about its fields' kinds (its bad values are blanked)
+    trust_example = api_id not in DAMAGED_EXAMPLE_VALUES
+    if trust_example and not all(_fits(kind, v) for v in example_values):
         for candidate in _FALLBACKS.get(kind, ()):
             if all(_fits(candidate, v) for v in example_values):
                 bad = next(v for v in example_values if not _fits(kind, v))
@@ -462,9 +157,18 @@ def _field_entry(
     }
     if decimals:
         entry["decimals"] = decimals
-    unit = UNIT_OVERRIDES.get((api_id, name)) or inferred.unit
-    if kind in (Kind.AMOUNT, Kind.SIGNED, Kind.RATE) and unit:
-        entry["unit"] = unit
+    unit: str | None = UNIT_OVERRIDES.get((api_id, name))
+    if unit is None and kind in (Kind.AMOUNT, Kind.SIGNED) and inferred.unit:
+        unit = inferred.unit
+    if unit is not None:
+        if kind not in (Kind.AMOUNT, Kind.SIGNED, Kind.QTY):
+            raise CatalogBuildError(f"{api_id}.{name}: unit {unit} on a {kind.value} field")
+        entry["unit"] = str(unit)
+    rules = UNIT_RULES.get((api_id, name))
+    if rules:
+        if kind not in (Kind.AMOUNT, Kind.SIGNED, Kind.QTY) or unit is not None:
+            raise CatalogBuildError(f"{api_id}.{name}: unit rules on a {kind.value} field with a unit")
+        entry["unit_rules"] = [r.as_json() for r in rules]
     if kind == Kind.CODE and (name == "stk_cd" or name.endswith("_stk_cd")):
         entry["venue"] = True
     if aliases:
@@ -541,18 +245,26 @@ def _build_tr(raw: RawTR, toc: dict[str, list[str]], log: list[str]) -> dict[str
     for f in raw.request:
         if f.name in ("api-id", "authorization", "cont-yn", "next-key"):
             continue
+        key = fix(f.name, False, is_request=True)
+        if (api_id, key) in REQUEST_KEYS:
+            key = REQUEST_KEYS[(api_id, key)]
+            if not isinstance(request_example, dict) or key not in request_example:
+                raise CatalogBuildError(f"{api_id}: request key {key!r} is not in the request example")
         entry: dict[str, Any] = {
-            "name": fix(f.name, False, is_request=True),
+            "name": key,
             "label": f.label,
             "required": f.required,
             "length": int(f.length) if f.length.isdigit() else None,
             "description": f.description,
         }
         allowed = None if f.name.endswith("cd") else _allowed_values(f.description)
+        allowed = ALLOWED_VALUES.get((api_id, key), allowed)
         if allowed:
             entry["allowed"] = allowed
         if f.depth:
             entry["depth"] = f.depth
+        if key != f.name:
+            entry["printed_as"] = f.name
         request.append(entry)
 
     # response: scalars, lists and their items
@@ -563,11 +275,14 @@ def _build_tr(raw: RawTR, toc: dict[str, list[str]], log: list[str]) -> dict[str
     for f in raw.response:
         if f.name in ("api-id", "cont-yn", "next-key"):
             continue
-        is_list = f.type.upper() == "LIST"
+        is_list = f.type.upper() == "LIST" and (api_id, f.name) not in NOT_A_LIST
         key = fix(f.name, is_list)
         table_names.append(key)
         if is_list and f.depth == 0:
             current = {"key": key, "label": f.label, "items": []}
+            printed = BROKEN_KEYS.get((api_id, f.name), f.name)
+            if printed != key and _VALID_KEY.match(printed):
+                current["aliases"] = [printed]  # the table's spelling: accepted on the wire too
             lists.append(current)
         elif f.depth == 0:
             current = None
@@ -612,6 +327,8 @@ def _build_tr(raw: RawTR, toc: dict[str, list[str]], log: list[str]) -> dict[str
         items = [entry_for(f, key) for f, key, is_list in lst["items"] if not is_list]
         nested = [key for f, key, is_list in lst["items"] if is_list]
         out_list: dict[str, Any] = {"key": lst["key"], "label": lst["label"], "items": items}
+        if lst.get("aliases"):
+            out_list["aliases"] = lst["aliases"]
         if nested:
             out_list["nested_lists"] = nested
         out_lists.append(out_list)
@@ -628,11 +345,11 @@ def _build_tr(raw: RawTR, toc: dict[str, list[str]], log: list[str]) -> dict[str
     extra = sorted(ex_keys - known)
     if extra and example is not None:
         main = out_lists[0] if out_lists else None
-        first_item = None
+        first_item = None  # the keys of every row of the main list, not only the first
         if main is not None and isinstance(example, dict):
             rows = example.get(main["key"])
-            if isinstance(rows, list) and rows and isinstance(rows[0], dict):
-                first_item = set(rows[0])
+            if isinstance(rows, list):
+                first_item = {k for r in rows if isinstance(r, dict) for k in r}
         for key in extra:
             raw_field = RawField(key, "", "String", False, "", "", 0)
             entry = _field_entry(api_id, raw_field, key, values.get(key, []), ())
@@ -646,6 +363,14 @@ def _build_tr(raw: RawTR, toc: dict[str, list[str]], log: list[str]) -> dict[str
             log.append(f"{api_id}: field {key!r} only in the example, added")
 
     is_order = subcategory in _ORDER_SUBCATEGORIES or api_id.startswith(ORDER_PREFIXES)
+    path, path_fallback = raw.url, None
+    if api_id in PATHS:
+        path, printed_path = PATHS[api_id]
+        if printed_path != raw.url:
+            raise CatalogBuildError(f"{api_id}: path repair expects {printed_path!r}, printed {raw.url!r}")
+        path_fallback = printed_path
+    if api_id in DAMAGED_EXAMPLE_VALUES and isinstance(example, dict):
+        example_repairs = [*example_repairs, *_blank_unfit_values(example, [*scalars, *_items(out_lists)])]
     tr: dict[str, Any] = {
         "id": api_id,
         "name": name or raw.name,
@@ -653,7 +378,8 @@ def _build_tr(raw: RawTR, toc: dict[str, list[str]], log: list[str]) -> dict[str
         "subcategory": subcategory,
         "menu": raw.menu,
         "method": raw.method,
-        "path": raw.url,
+        "path": path,
+        **({"path_fallback": path_fallback} if path_fallback else {}),
         "transport": "websocket" if "websocket" in raw.url else "rest",
         "paper_supported": not raw.paper_unsupported,
         "paper_note": "KRX only" if "KRX" in raw.paper_domain else "",
@@ -672,6 +398,29 @@ def _build_tr(raw: RawTR, toc: dict[str, list[str]], log: list[str]) -> dict[str
     if request_example_error:
         tr["request_example_error"] = request_example_error
     return tr
+
+
+def _items(lists: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [f for lst in lists for f in lst["items"]]
+
+
+def _blank_unfit_values(example: dict[str, Any], fields: list[dict[str, Any]]) -> list[str]:
+    """Blank the values of a shifted example that do not fit their field's kind (in place)."""
+    kinds = {f["name"]: Kind(f["kind"]) for f in fields}
+    repairs = []
+    stack: list[Any] = [example]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            for key, value in item.items():
+                if isinstance(value, dict | list):
+                    stack.append(value)
+                elif key in kinds and not _fits(kinds[key], value):
+                    item[key] = ""
+                    repairs.append(f"blanked {key}={value!r}: not a {kinds[key].value} (shifted example)")
+    return sorted(repairs)
 
 
 def _drop_registration_ack(blocks: list[str]) -> list[str]:
@@ -766,7 +515,7 @@ def build(reference: Path) -> tuple[dict[str, Any], list[str]]:
     for (tr, _), _fixed in {**BROKEN_KEYS, **LIST_KEYS}.items():
         if tr not in trs:
             raise CatalogBuildError(f"repair for unknown TR {tr}")
-    for tr_id, name in (*KIND_OVERRIDES, *UNIT_OVERRIDES):
+    for tr_id, name in (*KIND_OVERRIDES, *UNIT_OVERRIDES, *UNIT_RULES, *DECIMALS):
         if tr_id == "*":
             continue
         entry = trs.get(tr_id) or realtime.get(tr_id)
@@ -775,6 +524,12 @@ def build(reference: Path) -> tuple[dict[str, Any], list[str]]:
         names = {f.get("name") or f.get("fid") for f in _all_fields(entry)}
         if name not in names:
             raise CatalogBuildError(f"override for {tr_id}.{name}, which the TR does not have")
+    for tr_id, _name in (*REQUEST_KEYS, *ALLOWED_VALUES):
+        if tr_id not in trs:
+            raise CatalogBuildError(f"request repair for unknown TR {tr_id}")
+    for tr_id, name in REQUEST_KEYS:
+        if not any(r.get("printed_as") == name for r in trs[tr_id]["request"]):
+            raise CatalogBuildError(f"request key repair for {tr_id}.{name}, which the table does not print")
     catalog = {
         "source": reference.name,
         "source_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),

@@ -32,6 +32,7 @@ class Field:
     source: str = "table"
     column: str | None = None  # canonical English name (realtime 0B/0D)
     wire: str | None = None  # the key on the wire when the column is renamed
+    unit_rules: tuple[dict[str, Any], ...] = ()  # the unit, when a request option decides it
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Field:
@@ -47,6 +48,7 @@ class Field:
             aliases=tuple(d.get("aliases", ())),
             source=d.get("source", "table"),
             column=d.get("column"),
+            unit_rules=tuple(d.get("unit_rules", ())),
         )
 
     def output_schema(self, name: str | None = None) -> dict[str, pl.DataType]:
@@ -61,6 +63,11 @@ class ListSpec:
     key: str
     label: str
     items: tuple[Field, ...]
+    aliases: tuple[str, ...] = ()  # other spellings of the list key the reference shows
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (self.key, *self.aliases)
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,7 @@ class TR:
     lists: tuple[ListSpec, ...]
     main_list: str | None
     raw: dict[str, Any] = field(repr=False, compare=False)
+    path_fallback: str | None = None  # the reference's printed path, tried once on 1504
 
     @property
     def main(self) -> ListSpec | None:
@@ -174,11 +182,17 @@ def _tr(d: dict[str, Any]) -> TR:
         request=tuple(d["request"]),
         response=tuple(Field.from_json(f) for f in d["response"]),
         lists=tuple(
-            ListSpec(lst["key"], lst["label"], tuple(Field.from_json(f) for f in lst["items"]))
+            ListSpec(
+                lst["key"],
+                lst["label"],
+                tuple(Field.from_json(f) for f in lst["items"]),
+                tuple(lst.get("aliases", ())),
+            )
             for lst in d["lists"]
         ),
         main_list=d["main_list"],
         raw=d,
+        path_fallback=d.get("path_fallback"),
     )
 
 

@@ -3,12 +3,13 @@
 SchemaError
  ├── UnknownTRError        an id the catalog does not hold
  ├── BodyShapeError        a body that is not shaped as the TR's catalog entry says
- └── FieldValueError       a value that does not fit its field's kind
+ ├── FieldValueError       a value that does not fit its field's kind
+ └── UnitOverflowError     a value that overflows once converted to won or shares
 """
 
 from __future__ import annotations
 
-__all__ = ["BodyShapeError", "FieldValueError", "SchemaError", "UnknownTRError"]
+__all__ = ["BodyShapeError", "FieldValueError", "SchemaError", "UnitOverflowError", "UnknownTRError"]
 
 
 class SchemaError(ValueError):
@@ -41,3 +42,17 @@ class FieldValueError(SchemaError):
         self.row = row
         where = f" (row {row})" if row is not None else ""
         super().__init__(f"{api_id}.{field}: {value!r} is not a valid {kind}{where}")
+
+
+class UnitOverflowError(SchemaError):
+    """A value that no longer fits a 64-bit integer once converted to won or shares."""
+
+    def __init__(self, api_id: str, field: str, value: object, factor: int) -> None:
+        self.api_id = api_id
+        self.field = field
+        self.value = value
+        self.factor = factor
+        super().__init__(
+            f"{api_id}.{field}: {value!r} x {factor:,} does not fit a 64-bit integer "
+            "(a wrong unit, or a garbage value)"
+        )

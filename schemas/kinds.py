@@ -25,6 +25,7 @@ class Kind(StrEnum):
     SIGNED = "signed"  # arithmetic signed integer: "--3472" is -3472
     RATE = "rate"  # real number, optionally with implied decimals
     INDEX = "index"  # index level sent x100 without the point, direction-signed
+    LEVEL = "level"  # a level sent with its decimal point, direction-signed: "-2394.49"
     QTY = "qty"  # unsigned integer count (shares, contracts, orders)
     AMOUNT = "amount"  # money in the unit recorded on the field
     SIDE_QTY = "side_qty"  # size signed by trade side: + buyer-, - seller-initiated
@@ -37,10 +38,36 @@ class Kind(StrEnum):
 
 
 class Unit(StrEnum):
+    """Wire units of amounts and quantities (DESIGN.md decision 12)."""
+
     WON = "KRW"
     THOUSAND_WON = "KRW_1e3"
     MILLION_WON = "KRW_1e6"
+    TEN_MILLION_WON = "KRW_1e7"
     HUNDRED_MILLION_WON = "KRW_1e8"
+    SHARES = "SHR"
+    THOUSAND_SHARES = "SHR_1e3"
+
+    @property
+    def factor(self) -> int:
+        """What one wire unit is worth in won or in shares."""
+        return _FACTOR[self]
+
+    @property
+    def base(self) -> str:
+        """The unit the warehouse stores: "KRW" for amounts, "SHR" for quantities."""
+        return "KRW" if self.value.startswith("KRW") else "SHR"
+
+
+_FACTOR = {
+    Unit.WON: 1,
+    Unit.THOUSAND_WON: 1_000,
+    Unit.MILLION_WON: 1_000_000,
+    Unit.TEN_MILLION_WON: 10_000_000,
+    Unit.HUNDRED_MILLION_WON: 100_000_000,
+    Unit.SHARES: 1,
+    Unit.THOUSAND_SHARES: 1_000,
+}
 
 
 @dataclass(frozen=True)
@@ -57,6 +84,7 @@ def _tokens(name: str) -> list[str]:
 
 _UNIT_WORDS = (
     ("억", Unit.HUNDRED_MILLION_WON),
+    ("천만", Unit.TEN_MILLION_WON),
     ("백만", Unit.MILLION_WON),
     ("천원", Unit.THOUSAND_WON),
 )
@@ -157,6 +185,7 @@ def output_columns(name: str, kind: Kind | str) -> dict[str, pl.DataType]:
         Kind.SIGNED: pl.Int64(),
         Kind.RATE: pl.Float64(),
         Kind.INDEX: pl.Float64(),
+        Kind.LEVEL: pl.Float64(),
         Kind.QTY: pl.Int64(),
         Kind.AMOUNT: pl.Int64(),
         Kind.SIDE_QTY: pl.Int64(),
@@ -168,7 +197,7 @@ def output_columns(name: str, kind: Kind | str) -> dict[str, pl.DataType]:
         Kind.TEXT: pl.String(),
     }
     cols: dict[str, pl.DataType] = {name: dtype[kind]}
-    if kind in (Kind.PRICE, Kind.INDEX):
+    if kind in (Kind.PRICE, Kind.INDEX, Kind.LEVEL):
         cols[f"{name}_dir"] = pl.Int8()
     elif kind == Kind.SIDE_QTY:
         cols[f"{name}_side"] = pl.Int8()

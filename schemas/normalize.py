@@ -86,14 +86,22 @@ def _field_exprs(f: Field, src: str, out: str) -> tuple[list[pl.Expr], pl.Expr]:
         v = s.str.to_date("%Y%m%d", strict=False)
         return [v.alias(out)], present & (v.is_null() | (s.str.len_bytes() != 8))
     if kind == Kind.TIME:
-        v = s.str.to_time("%H%M%S", strict=False)
-        return [v.alias(out)], present & (v.is_null() | (s.str.len_bytes() != 6))
+        # HHMMSS as a rule; a few TRs send HH:MM:SS (kt50031) or HH:MM (ka10075)
+        packed = s.str.replace_all(":", "", literal=True)
+        packed = pl.when(s.str.len_bytes() == 5).then(packed + "00").otherwise(packed)
+        v = packed.str.to_time("%H%M%S", strict=False)
+        shape = s.str.contains(r"^(\d{6}|\d\d:\d\d(:\d\d)?)$")
+        return [v.alias(out)], present & (v.is_null() | ~shape)
     if kind == Kind.TIMESTAMP:
         v = s.str.to_datetime("%Y%m%d%H%M%S", time_unit="us", time_zone=KST, strict=False)
         return [v.alias(out)], present & (v.is_null() | (s.str.len_bytes() != 14))
 
     digits = s.str.strip_chars_start("+-")
     negative = s.str.contains("-", literal=True)
+    if kind == Kind.LEVEL:
+        mag = digits.cast(pl.Float64, strict=False)
+        bad = present & ~s.str.contains(r"^[+-]{0,2}[0-9]+(\.[0-9]+)?$")
+        return [mag.alias(out), _direction(s, mag.is_not_null()).alias(f"{out}_dir")], bad
     if kind == Kind.RATE:
         mag = digits.cast(pl.Float64, strict=False)
         v = pl.when(negative).then(-mag).otherwise(mag)
@@ -235,9 +243,10 @@ def normalize(api_id: str, body: dict[str, Any]) -> pl.DataFrame:
         rows: list[dict[str, Any]] = [{}]
         item_names: list[str] = []
     else:
-        rows = body.get(main.key)  # type: ignore[assignment]
+        list_key = next((k for k in main.keys if k in body), main.key)
+        rows = body.get(list_key)  # type: ignore[assignment]
         if rows is None:
-            raise BodyShapeError(api_id, f"no list {main.key!r} in the body")
+            raise BodyShapeError(api_id, f"no list {' or '.join(map(repr, main.keys))} in the body")
         if not isinstance(rows, list):
             raise BodyShapeError(api_id, f"{main.key!r} is a {type(rows).__name__}, not a list")
         item_names = _wire_names(main.items)
@@ -247,7 +256,7 @@ def normalize(api_id: str, body: dict[str, Any]) -> pl.DataFrame:
             _warn_unknown(tr, rows[0], set(item_names))
     _warn_unknown(
         tr,
-        (k for k in body if main is None or k != main.key),
+        (k for k in body if main is None or k not in main.keys),
         set(scalar_names) | {lst.key for lst in tr.lists},
     )
     try:
@@ -283,7 +292,7 @@ def normalize_pages(api_id: str, pages: Iterable[bytes]) -> pl.DataFrame:
         **{n: pl.String() for n in scalar_names},
         "return_code": pl.Int64(),
         "return_msg": pl.String(),
-        main.key: pl.List(pl.Struct({n: pl.String() for n in item_names})),
+        **{key: pl.List(pl.Struct({n: pl.String() for n in item_names})) for key in main.keys},
     }
     renames = {f.wire: f.name for f in tr.row_fields() if f.wire}
     pages = iter(pages)
@@ -311,6 +320,8 @@ def normalize_pages(api_id: str, pages: Iterable[bytes]) -> pl.DataFrame:
     exploded = (
         pl.concat(frames, how="vertical")
         .drop("return_code", "return_msg")
+        .with_columns(pl.coalesce(main.keys).alias(main.key))  # whichever spelling the page used
+        .drop(main.aliases)
         .rename(renames)
         .filter(pl.col(main.key).list.len() > 0)
         .explode(main.key)
@@ -318,4 +329,3 @@ def normalize_pages(api_id: str, pages: Iterable[bytes]) -> pl.DataFrame:
     )
     frame = _coalesce_aliases(exploded, tr.row_fields())
     return convert(api_id, frame.select(f.name for f in tr.row_fields()), tr.row_fields())
-

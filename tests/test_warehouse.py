@@ -322,6 +322,7 @@ def test_reference_lists_are_replaced_per_market(wh):
             {
                 "fetched_at": [at] * len(codes),
                 "mrkt_tp": [market] * len(codes),
+                "marketCode": [market] * len(codes),
                 "code": codes,
                 "name": codes,
                 "group": ["g"] * len(codes),

@@ -30,6 +30,7 @@ import polars as pl
 from schemas.calendar import KST
 from schemas.catalog import TR, Field, catalog
 from schemas.normalize import output_schema
+from warehouse.units import to_base_units, unit_note
 
 __all__ = ["BAR_DATASETS", "Dataset", "dataset", "datasets", "default_request"]
 
@@ -37,8 +38,8 @@ TS = pl.Datetime("us", "Asia/Seoul")
 RUN_ID = "run_id"
 _DATE_PARAMS = ("strt_dt", "end_dt", "base_dt", "dt", "date", "qry_dt")
 _SYMBOL_PARAMS = ("stk_cd", "inds_cd")
-_UNIT_FACTOR = {"KRW": 1, "KRW_1e3": 1_000, "KRW_1e6": 1_000_000, "KRW_1e8": 100_000_000}
-_UNIT_NAME = {"KRW": "원", "KRW_1e3": "천원", "KRW_1e6": "백만원", "KRW_1e8": "억원"}
+# volumes saturate at 2**32 - 1 on the live server (ka10081 and some rankings)
+SATURATED_VOLUME = 4_294_967_295
 
 
 @dataclass(frozen=True)
@@ -155,8 +156,8 @@ def _fields(api_id: str) -> dict[str, Field]:
 
 
 def _comment(f: Field) -> str:
-    unit = f" ({_UNIT_NAME[f.unit]})" if f.unit in _UNIT_NAME else ""
-    return f"{f.label or f.name}{unit}"
+    note = unit_note(f)
+    return f"{f.label or f.name}" + (f" ({note})" if note else "")
 
 
 def _wire_comments(api_id: str) -> dict[str, str]:
@@ -244,7 +245,7 @@ _BAR_COMMENTS = {
     "high": "고가",
     "low": "저가",
     "close": "종가 (틱/분봉은 현재가)",
-    "volume": "거래량 (주)",
+    "volume": "거래량 (주); 서버가 포화값 4294967295(2^32-1)를 보내면 NULL",
     "turnover": "거래대금 (원)",
     RUN_ID: "이 행을 쓴 실행(run)의 id",
 }
@@ -272,16 +273,16 @@ def _bar_build(
     price_type = ds.schema["close"]
     for out, src in (("open", "open_pric"), ("high", "high_pric"), ("low", "low_pric"), ("close", close)):
         cols[out] = pl.col(src).cast(price_type)
-    cols["volume"] = pl.col(volume).cast(pl.Int64)
+    cols["volume"] = pl.when(~pl.col("__saturated")).then(pl.col(volume).cast(pl.Int64))
     money = next((n for n in ("trde_prica", "acc_trde_prica") if n in fields), None)
     if money and not intraday:
-        unit = fields[money].unit
-        if unit not in _UNIT_FACTOR:
+        if fields[money].unit is None:
             raise ValueError(f"{api_id}.{money} has no known unit; cannot express turnover in won")
-        cols["turnover"] = pl.col(money).cast(pl.Int64) * _UNIT_FACTOR[unit]
+        cols["turnover"] = pl.col(money).cast(pl.Int64)
     else:
         cols["turnover"] = pl.lit(None, pl.Int64)
-    bars = frame.select(**cols)
+    saturated = (pl.col(volume) == SATURATED_VOLUME).fill_null(False).alias("__saturated")
+    bars = to_base_units(api_id, frame.with_columns(saturated), fields.values(), request).select(**cols)
     if "seq" in ds.schema:
         # pages come newest first; seq numbers the trades of one second in time order
         bars = bars.reverse().with_columns(seq=pl.int_range(pl.len(), dtype=pl.Int32).over("ts")).reverse()
@@ -488,6 +489,8 @@ def _tr_build(
         lead[opt] = _lit_str(value)
     if ds.style in ("snapshot", "intraday"):
         lead["row" if ds.style == "snapshot" else "seq"] = pl.int_range(pl.len(), dtype=pl.Int32)
+    sent = {**ds.defaults[api_id], **request}
+    frame = to_base_units(api_id, frame, tr.row_fields(), sent)
     out = frame.select(**lead, **{c: pl.col(c) for c in frame.columns if c not in drop})
     if ds.style == "intraday":
         out = out.reverse().with_columns(seq=pl.int_range(pl.len(), dtype=pl.Int32).over("ts")).reverse()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from warehouse.datasets import datasets
 from warehouse.store import sql_type
+from warehouse.units import recorded_units
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "datasets.md"
 _FAMILIES = {
@@ -48,6 +49,21 @@ def render() -> str:
             ]
             lines += [f"| `{c}` | {sql_type(t)} | {ds.comments[c]} |" for c, t in ds.schema.items()]
             lines.append("")
+    lines += [
+        "## Units",
+        "",
+        "Every field whose wire unit the catalog records (`kwh catalog --units`; the table is",
+        "`schemas/units.py`). The datasets store amounts in won and quantities in shares; an",
+        "amount whose unit is not recorded is stored as sent and its column comment says so.",
+        "",
+        "| TR | field | label | wire unit | in the warehouse |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {tr} | `{name}` | {label} | {wire} | {stored} |"
+            for tr, name, label, wire, stored in recorded_units()
+        ),
+        "",
+    ]
     return "\n".join(lines)
 
 
