@@ -36,7 +36,7 @@ from schemas.calendar import KST
 from schemas.catalog import TR, catalog
 from schemas.errors import UnknownTRError
 from simulator.bodies import build_body
-from simulator.market import Market
+from simulator.market import MINUTE_SCOPES, Market
 from simulator.rows import CHARTS, parse_day, rows_for
 from simulator.universe import Universe, strip_venue
 from simulator.wire import SUCCESS_MSG, decode_next_key, encode_next_key, error_body, request_digest
@@ -54,6 +54,12 @@ PAGE_SIZES = {
     "list": 100,
 }
 SYMBOL_FIELDS = ("stk_cd", "inds_cd")
+# where the simulator serves a TR when that is not the catalog's path: the stock-lending TRs
+# live at /api/dostk/slb (vendor spec, public clients); the reference prints /api/dostk/slbt
+LENDING_TRS = ("ka10068", "ka10069", "ka20068", "ka90012")
+# request values the live server takes beyond the reference's (copied) lists
+EXTRA_ALLOWED = {("ka20005", "tic_scope"): MINUTE_SCOPES, ("ka50092", "tic_scope"): MINUTE_SCOPES}
+TOKEN_API_IDS = {"/oauth2/token": "au10001", "/oauth2/revoke": "au10002"}
 
 
 @dataclass
@@ -75,12 +81,14 @@ class SimConfig:
     token_clock: Callable[[], datetime] | None = None  # token lifetimes; None: the real time
     token_lifetime: timedelta = timedelta(hours=24)
     rate_limit: float | None = 5.0  # TR requests per second per app key; None: off
-    per_api_limit: float | None = None  # per TR and app key; None: off
+    per_api_limit: float | None = None  # per TR and app key, requests a second sustained; None: off
+    per_api_burst: float | None = None  # per TR: requests allowed at once; None: one second's worth
     rate_window: float = 1.0
     rejection: str = "code"  # "code": HTTP 200 with [1700:...]; "429": HTTP 429
     page_sizes: dict[str, int] = field(default_factory=lambda: dict(PAGE_SIZES))
     faults: Faults = field(default_factory=Faults)
     app_keys: dict[str, str] | None = None  # accepted (app key -> secret key); None: any
+    lending_path: str = "slb"  # where ka10068/ka10069/ka20068/ka90012 answer ("slbt": the reference's)
 
 
 @dataclass
@@ -98,6 +106,7 @@ class Simulator:
         self._lock = threading.Lock()
         self._tokens: dict[str, _Token] = {}
         self._windows: dict[tuple[str, str], deque[float]] = {}
+        self._buckets: dict[tuple[str, str], tuple[float, float]] = {}  # (tokens, at) per TR and app key
         self._rng = random.Random(self.config.faults.seed)
         self.stats: Counter[str] = Counter()
         self.app = Starlette(
@@ -112,7 +121,21 @@ class Simulator:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        # every answer carries api-id, errors and tokens included, as the live server's do
+        headers = dict(scope.get("headers") or ())
+        api_id = TOKEN_API_IDS.get(scope.get("path", "")) or headers.get(b"api-id", b"").decode("latin-1")
+
+        async def with_api_id(message: Any) -> None:
+            if message["type"] == "http.response.start" and api_id:
+                sent = list(message.get("headers") or ())
+                if not any(k.lower() == b"api-id" for k, _ in sent):
+                    message = {**message, "headers": [*sent, (b"api-id", api_id.encode("latin-1"))]}
+            await send(message)
+
+        await self.app(scope, receive, with_api_id)
 
     def now(self) -> datetime:
         """The market's clock: today's session grows with it."""
@@ -213,10 +236,18 @@ class Simulator:
         return info.app_key
 
     def _admit(self, app_key: str, api_id: str) -> bool:
-        """Sliding-window limits per app key (all TRs, and per TR when configured)."""
+        """A sliding-window limit per app key over all TRs, and a token bucket per TR and app
+        key when configured (``per_api_limit`` a second sustained, ``per_api_burst`` at once)."""
         now = time.monotonic()
-        limits = [((app_key, ""), self.config.rate_limit), ((app_key, api_id), self.config.per_api_limit)]
+        limits = [((app_key, ""), self.config.rate_limit)]
         with self._lock:
+            rate = self.config.per_api_limit
+            if rate:
+                burst = self.config.per_api_burst or max(1.0, rate)
+                tokens, at = self._buckets.get((app_key, api_id), (burst, now))
+                tokens = min(burst, tokens + (now - at) * rate)
+                if tokens < 1:
+                    return False
             windows = []
             for key, limit in limits:
                 if not limit:
@@ -229,6 +260,8 @@ class Simulator:
                 windows.append(window)
             for window in windows:
                 window.append(now)
+            if rate:
+                self._buckets[(app_key, api_id)] = (tokens - 1, now)
         return True
 
     # ---- TRs --------------------------------------------------------------------------------
@@ -258,7 +291,8 @@ class Simulator:
             tr = catalog().tr(api_id)
         except UnknownTRError:
             return self._error(error_body(1505, api_id))
-        if tr.path != request.url.path:
+        path = f"/api/dostk/{self.config.lending_path}" if tr.id in LENDING_TRS else tr.path
+        if path != request.url.path:
             return self._error(error_body(1504, api_id, request.url.path))
         app_key = self._app_key(request.headers.get("authorization"))
         if isinstance(app_key, dict):
@@ -286,16 +320,18 @@ class Simulator:
             if spec.get("required") and value == "":
                 return self._error(error_body(1511, name))
             allowed = spec.get("allowed")
+            if (tr.id, name) in EXTRA_ALLOWED:
+                allowed = {**(allowed or {}), **{str(n): "" for n in EXTRA_ALLOWED[(tr.id, name)]}}
             if value and allowed and value not in allowed and name not in SYMBOL_FIELDS:
                 return self._error(error_body(1517, name, f"허용되지 않는 값 {value[:20]}"))
             is_date = name.endswith("_dt") or name in ("dt", "date")
             if value and not allowed and is_date and parse_day(value) is None:
                 return self._error(error_body(1517, name, "날짜 형식(YYYYMMDD)이 아닙니다"))
-        inst = None
+        inst, symbol = None, ""
         requested = {spec["name"] for spec in tr.request}
         for name in SYMBOL_FIELDS:
             if name in requested and opts.get(name):
-                code = strip_venue(opts[name])
+                symbol, code = opts[name], strip_venue(opts[name])
                 try:
                     inst = self.market.universe.get(code)
                 except KeyError:
@@ -308,7 +344,7 @@ class Simulator:
             if cursor is None:
                 return self._error(error_body(1517, "next-key", "연속조회키가 올바르지 않습니다"))
         rows = rows_for(tr, self.market, inst, opts, self.now(), self._page_size(tr), cursor)
-        out = build_body(tr, rows)
+        out = build_body(tr, rows, opts, symbol)
         response = _json(out)
         response.headers["api-id"] = tr.id
         response.headers["cont-yn"] = "N" if rows.next_cursor is None else "Y"
