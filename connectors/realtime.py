@@ -456,8 +456,8 @@ class RealtimeSession:
         self._last_system = f"SYSTEM {code or '?'}: {meaning or detail}"
         if code == "R10001":
             raise SessionReplaced(
-                f"realtime session closed for good: {meaning} ({detail}). Two workers with one app key "
-                "would knock each other off in a loop, so this one does not reconnect",
+                f"realtime session closed for good by SYSTEM R10001: {meaning} ({detail}). Two workers "
+                "with one app key would knock each other off in a loop, so this one does not reconnect",
                 api_id="SYSTEM",
             )
         log.warning("realtime SYSTEM %s: %s (%s)", code or "?", meaning or "unknown code", detail)

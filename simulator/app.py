@@ -29,7 +29,7 @@ import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
 from schemas.calendar import KST
@@ -40,6 +40,8 @@ from simulator.market import MINUTE_SCOPES, Market
 from simulator.rows import CHARTS, parse_day, rows_for
 from simulator.universe import Universe, strip_venue
 from simulator.wire import SUCCESS_MSG, decode_next_key, encode_next_key, error_body, request_digest
+from simulator.ws import WsServer
+from simulator.ws_feed import WsConfig
 
 __all__ = ["Faults", "SimConfig", "Simulator"]
 
@@ -89,6 +91,7 @@ class SimConfig:
     faults: Faults = field(default_factory=Faults)
     app_keys: dict[str, str] | None = None  # accepted (app key -> secret key); None: any
     lending_path: str = "slb"  # where ka10068/ka10069/ka20068/ka90012 answer ("slbt": the reference's)
+    ws: WsConfig = field(default_factory=WsConfig)  # the WebSocket side (simulator.ws)
 
 
 @dataclass
@@ -109,8 +112,11 @@ class Simulator:
         self._buckets: dict[tuple[str, str], tuple[float, float]] = {}  # (tokens, at) per TR and app key
         self._rng = random.Random(self.config.faults.seed)
         self.stats: Counter[str] = Counter()
+        self.ws = WsServer(self, self.config.ws)
         self.app = Starlette(
             routes=[
+                WebSocketRoute("/api/dostk/websocket", self.ws.endpoint),
+                Route("/_sim/ws", self.ws.stats_endpoint, methods=["GET", "POST"]),
                 Route("/oauth2/token", self._token, methods=["POST"]),
                 Route("/oauth2/revoke", self._revoke, methods=["POST"]),
                 Route("/api/dostk/{name}", self._tr, methods=["POST"]),
@@ -170,7 +176,7 @@ class Simulator:
             self.expire_tokens()
         if "faults" in spec:
             self.config.faults = replace(self.config.faults, **spec["faults"])
-        known = {f.name for f in fields(SimConfig)} - {"faults", "clock", "token_clock", "app_keys"}
+        known = {f.name for f in fields(SimConfig)} - {"faults", "clock", "token_clock", "app_keys", "ws"}
         for key in known & spec.keys():
             value = spec[key]
             setattr(self.config, key, timedelta(seconds=value) if key == "token_lifetime" else value)

@@ -1,0 +1,181 @@
+"""What the simulator streams: per subscribed item, the day's pre-rendered REAL entries, and the clock.
+
+A ``Feed`` walks one item's trades of a day (``ws_ticks.tick_table``, cached
+per symbol and day) and renders its 0B/0D entries a block at a time with
+``ws_wire.render``, so streaming is slicing lists of ready strings and joining
+them into frames: no per-entry Python beyond ``str.join``.
+
+Clock modes (``WsConfig.mode``):
+
+- ``clock``: the simulator's market clock (``Simulator.now()``: real KST unless
+  overridden); an item streams the trades after the moment it was subscribed.
+- ``replay``: a chosen trading day at ``speed`` x, from ``replay_from``; the
+  replay clock starts at the first REG the server receives (or a restart via
+  ``/_sim/ws``) and is shared by every connection, so a client that is away
+  misses what happened meanwhile, as with the real server.
+- ``load``: no clock; the day's entries as fast as the client reads, over and over.
+"""
+
+from __future__ import annotations
+
+import threading
+import time as _time
+from bisect import bisect_right
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+import polars as pl
+
+from schemas.calendar import KST, is_trading_day, previous_trading_day
+from simulator.market import Market
+from simulator.universe import strip_venue
+from simulator.ws_ticks import tick_table
+from simulator.ws_wire import render
+
+__all__ = ["BLOCK", "Feed", "ReplayClock", "TickCache", "WsConfig"]
+
+BLOCK = 512  # trades rendered at a time per item
+STREAMED = ("0B", "0D")
+_OPEN, _CLOSE = 9 * 3600, 15 * 3600 + 30 * 60
+
+
+@dataclass
+class WsConfig:
+    """The WebSocket side of the simulator."""
+
+    ping_interval: float = 20.0  # seconds between the server's PINGs
+    ping_timeout: float = 10.0  # no echo by then: SYSTEM R10002 and close
+    login_timeout: float = 10.0  # no LOGIN by then: SYSTEM R10004 and close
+    mode: str = "clock"  # "clock", "replay" or "load"
+    replay_day: date | None = None  # replay/load: the day streamed (None: the last trading day before today)
+    replay_from: time = time(9, 0)  # replay: where the market clock starts
+    speed: float = 60.0  # replay: market seconds per real second
+    entries_per_frame: int = 20  # at most this many entries in one REAL frame
+    step: float = 0.05  # seconds between batches of frames (clock and replay)
+    max_items: int = 100  # per REG request
+
+
+class TickCache:
+    """The tick tables of recently streamed (symbol, day), shared by connections."""
+
+    def __init__(self, market: Market, seed: int, size: int = 128) -> None:
+        self.market, self.seed, self.size = market, seed, size
+        self._tables: OrderedDict[tuple[str, date], pl.DataFrame] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, code: str, day: date) -> pl.DataFrame:
+        key = (code, day)
+        with self._lock:
+            hit = self._tables.get(key)
+            if hit is not None:
+                self._tables.move_to_end(key)
+                return hit
+        table = tick_table(self.market, code, day, self.seed)
+        with self._lock:
+            self._tables[key] = table
+            while len(self._tables) > self.size:
+                self._tables.popitem(last=False)
+        return table
+
+
+class ReplayClock:
+    """The market time of a replayed day: ``replay_from`` + speed x the real time since start."""
+
+    def __init__(self) -> None:
+        self.started: float | None = None
+
+    def start(self, force: bool = False) -> None:
+        if self.started is None or force:
+            self.started = _time.monotonic()
+
+    def now(self, cfg: WsConfig) -> datetime | None:
+        day = cfg.replay_day or default_day()
+        if self.started is None:
+            return None
+        elapsed = (_time.monotonic() - self.started) * cfg.speed
+        return datetime.combine(day, cfg.replay_from, KST) + timedelta(seconds=elapsed)
+
+
+def default_day() -> date:
+    """The last full trading day before today in Korea."""
+    return previous_trading_day(datetime.now(KST).date())
+
+
+def _seconds(t: datetime) -> int:
+    return t.hour * 3600 + t.minute * 60 + t.second
+
+
+class Feed:
+    """One item's stream for one day: which of its trades are due, as rendered entries."""
+
+    def __init__(self, cache: TickCache, item: str, day: date, start: datetime | None) -> None:
+        self.cache, self.item, self.day = cache, item, day
+        self.code = strip_venue(item)
+        self.types: set[str] = set()
+        self.loops = 0  # load mode: passes over the day
+        self._table: pl.DataFrame | None = None
+        self._secs: list[int] = []
+        self._block = -1
+        self._rendered: dict[str, list[str]] = {}
+        self.cursor = 0
+        self._start = start  # trades at or before this are history: not streamed
+
+    @property
+    def streams(self) -> bool:
+        """Only stocks of the universe trade; other codes are accepted and stay silent."""
+        try:
+            stock = self.cache.market.universe.get(self.code).kind == "stock"
+        except KeyError:
+            return False
+        return stock and bool(self.types & set(STREAMED))
+
+    def _after_close(self) -> bool:
+        """Subscribed after today's close (and not loaded yet): nothing more will trade."""
+        start = self._start
+        return self._table is None and start is not None and _seconds(start) > _CLOSE + 60
+
+    def _load(self) -> None:
+        if self._table is None:
+            ok = is_trading_day(self.day)
+            self._table = self.cache.get(self.code, self.day) if ok else pl.DataFrame()
+            self._secs = self._table["sec"].to_list() if self._table.height else []
+            if self._start is not None and self._start.date() == self.day:
+                self.cursor = bisect_right(self._secs, _seconds(self._start))
+
+    def due(self, now: datetime | None, limit: int) -> tuple[list[str], dict[str, int]]:
+        """Entries of the trades up to ``now`` (None: the next ``limit`` trades, looping), and
+        how many of each type. Trades are whole: a 0B and its 0D go out together."""
+        if now is not None and (now.date() != self.day or _seconds(now) < _OPEN or self._after_close()):
+            return [], {}  # nothing trades: nothing to build
+        self._load()
+        if not self._secs:
+            return [], {}
+        if now is None and self.cursor >= len(self._secs):
+            self.cursor, self.loops = 0, self.loops + 1
+        end = len(self._secs) if now is None else bisect_right(self._secs, _seconds(now))
+        end = min(end, self.cursor + limit, (self.cursor // BLOCK + 1) * BLOCK)
+        if end <= self.cursor:
+            return [], {}
+        rendered = self._render_block(self.cursor // BLOCK)
+        a, b = self.cursor % BLOCK, end - self.cursor + self.cursor % BLOCK
+        self.cursor = end
+        key = self._key()
+        return rendered[key][a:b], {k: b - a for k in STREAMED if k in self.types}
+
+    def _key(self) -> str:
+        return ",".join(k for k in STREAMED if k in self.types)
+
+    def _render_block(self, block: int) -> dict[str, list[str]]:
+        key = self._key()
+        if block != self._block or key not in self._rendered:
+            assert self._table is not None
+            part = self._table.slice(block * BLOCK, BLOCK)
+            if key == "0B,0D":  # a trade and its book, as one string of two entries
+                both = pl.DataFrame({"t": render(part, self.item, "0B"), "b": render(part, self.item, "0D")})
+                entries = both.select(pl.concat_str("t", pl.lit(","), "b")).to_series().to_list()
+            else:
+                entries = render(part, self.item, key)
+            self._rendered = {key: entries}
+            self._block = block
+        return self._rendered
