@@ -172,6 +172,12 @@ TR_FIELD_MAP: dict[str, dict[str, str]] = {
     "ka90007": {"basis": "basis"},
     "ka90010": {"basis": "basis"},
     "ka10101": {"marketCode": "sector_market", "group": "sector_group"},
+    "ka90009": {
+        f"{who}_{side}_{field}": f"{col}_{side_key}_{key}"
+        for who, col in (("for", "foreign"), ("orgn", "institution"))
+        for side, side_key in (("netslmt", "sell"), ("netprps", "buy"))
+        for field, key in (("stk_cd", "code"), ("stk_nm", "name"), ("amt", "amount"), ("qty", "qty"))
+    },
     "ka10001": {
         "upl_pric": "upper_limit",
         "lst_pric": "lower_limit",

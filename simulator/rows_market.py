@@ -10,6 +10,7 @@
 - ka90006: KOSPI's buy- and sell-arbitrage balances a day and their changes;
 - ka10068: the whole market's stock lending a day, ``strt_dt`` .. ``end_dt``;
 - ka10069: the ten stocks of a market with the most new lending over the window;
+- ka90009: the stocks with the largest foreign and institution net selling and buying a day;
 - ka10061: a stock's investors summed over ``strt_dt`` .. ``end_dt``.
 
 Day series page like the per-symbol series (the cursor is the next row's date), the
@@ -46,6 +47,7 @@ from simulator.universe import Instrument
 
 __all__ = ["SOURCES"]
 
+_TOP = 100  # rows of a ranking
 _Opts = dict[str, str]
 _Source = Callable[[Market, Instrument | None, _Opts, datetime, int, str | None], Rows]
 
@@ -243,6 +245,48 @@ def _program_session(
     return Rows(rows, Ctx(market, None, day, opts), nxt)
 
 
+def _foreign_institution_top(
+    market: Market,
+    inst: Instrument | None,
+    opts: dict[str, str],
+    now: datetime,
+    size: int,
+    cursor: str | None,
+) -> Rows:
+    """ka90009: a market's stocks with the largest foreign and institution net selling and
+    buying on ``date``, ranked by amount (``amt_qty_tp`` 1) or quantity; row i holds the
+    i-th of each of the four rankings (an empty cell where a ranking is shorter)."""
+    day = min(parse_day(opts.get("date")) or last_day(now), last_day(now))
+    which = {"001": "KOSPI", "101": "KOSDAQ"}.get(opts.get("mrkt_tp", ""), "ALL")
+    by_amount = opts.get("amt_qty_tp") == "1"
+    nets: list[tuple[Instrument, str, int, float]] = []  # (stock, who, net shares, net won)
+    for code in flows(market).stock_codes(which):
+        got, bar = market.investor_flows(code, day), market.daily_bar(code, day, now)
+        if got is not None and bar is not None:
+            for who in ("foreign", "institution"):
+                nets.append((market.universe.get(code), who, got[who], got[who] * bar.close))
+    columns: dict[str, list[tuple[Instrument, int, float]]] = {}
+    for who in ("foreign", "institution"):
+        mine = [(i, q, a) for i, w, q, a in nets if w == who]
+        key = (lambda x: x[2]) if by_amount else (lambda x: x[1])
+        columns[f"{who}_sell"] = sorted((x for x in mine if x[1] < 0), key=key)
+        columns[f"{who}_buy"] = sorted((x for x in mine if x[1] > 0), key=key, reverse=True)
+    n = min(max(map(len, columns.values()), default=0), _TOP)
+    out = []
+    for i in range(n):
+        values: dict[str, Any] = {}
+        for col, ranked in columns.items():
+            stock, qty, won = ranked[i] if i < len(ranked) else (None, None, None)
+            values |= {
+                f"{col}_code": stock.code if stock else None,
+                f"{col}_name": stock.name if stock else None,
+                f"{col}_qty": qty,
+                f"{col}_amount": won,
+            }
+        out.append(Ctx(market, None, day, opts, **values))
+    return Rows(out, Ctx(market, None, day, opts), None)
+
+
 def _lending_top(
     market: Market,
     inst: Instrument | None,
@@ -304,6 +348,7 @@ SOURCES: dict[str, _Source] = {
     "ka10068": _lending_trend,
     "ka10069": _lending_top,
     "ka10061": _investor_total,
+    "ka90009": _foreign_institution_top,
     "ka10001": basic_info,
     "ka10014": short_selling_trend,
 }

@@ -32,7 +32,6 @@ __all__ = [
     "RULES",
     "Style",
     "Wire",
-    "foreign_institution_unit",
     "investor_unit",
     "program_unit",
     "unit_of",
@@ -83,15 +82,9 @@ def program_unit(options: Mapping[str, str]) -> Unit:
     return Unit.MILLION_WON if options.get("amt_qty_tp") == "1" else Unit.THOUSAND_SHARES
 
 
-def foreign_institution_unit(options: Mapping[str, str]) -> Unit:
-    """ka90009 request text "1:금액(천만), 2:수량(천)"."""
-    return Unit.TEN_MILLION_WON if options.get("amt_qty_tp") == "1" else Unit.THOUSAND_SHARES
-
-
 RULES: dict[str, Callable[[Mapping[str, str]], Unit]] = {
     "amt_qty_tp/unit_tp": investor_unit,
     "amt_qty_tp:program": program_unit,
-    "amt_qty_tp:ka90009": foreign_institution_unit,
 }
 
 # ---- conventions shared by every TR -------------------------------------------------------
@@ -169,6 +162,8 @@ _SECTOR_QUOTE = {
 _GOLD_TS = {"dt": _TS, "cntr_tm": _TS}
 _INVESTORS = ("ind_invsr", "frgnr_invsr", "orgn", "fnnc_invt", "insrnc", "invtrt", "invrtt", "etc_fnnc",
               "bank", "penfnd_etc", "samo_fund", "natn", "etc_corp", "natfor")  # fmt: skip
+_TOP_AMT = Wire(Style.SIGNED, Unit.TEN_MILLION_WON, why="example -130811 beside -50312 천주: ~26k won")
+_TOP_QTY = Wire(Style.SIGNED, Unit.THOUSAND_SHARES, why="request text: 수량(천)")
 _BASIS = Wire(Style.SIGNED_DECIMAL, why="futures - KOSPI200 in points, two decimals ('0.00')")
 _PROGRAM_MARKET = {
     **dict.fromkeys(("dfrt_trde_sel", "dfrt_trde_buy", "ndiffpro_trde_sel", "ndiffpro_trde_buy"), _MKT),
@@ -346,6 +341,18 @@ _TABLE: dict[str, Mapping[str, Wire | None]] = {
         **dict.fromkeys(
             ("buy_dftr_trde_irds_amt", "sel_dftr_trde_irds_amt"), Wire(Style.SIGNED, Unit.MILLION_WON)
         ),
+    },
+    # foreign and institution rankings: amt_qty_tp picks the ranking; both columns always sent,
+    # amounts in 천만원 and quantities in 천주 (request text "1:금액(천만), 2:수량(천)")
+    "ka90009": {
+        **{
+            f"{who}_{side}_{f}": _TXT
+            for who in ("for", "orgn")
+            for side in ("netslmt", "netprps")
+            for f in ("stk_cd", "stk_nm")
+        },
+        **{f"{who}_{side}_amt": _TOP_AMT for who in ("for", "orgn") for side in ("netslmt", "netprps")},
+        **{f"{who}_{side}_qty": _TOP_QTY for who in ("for", "orgn") for side in ("netslmt", "netprps")},
     },
     # stock lending (served at /api/dostk/slb)
     "ka10068": _LENDING,

@@ -188,6 +188,23 @@ def test_program_amounts_are_millions_of_won_and_quantities_shares(sim):
     assert nets and all(n.startswith("--") for n in nets)  # doubled sign, as the live server
 
 
+def test_foreign_institution_ranking_in_ten_millions_and_thousands_of_shares(sim):
+    body = {"mrkt_tp": "001", "amt_qty_tp": "1", "qry_dt_tp": "1", "date": DAY, "stex_tp": "1"}
+    top = rows(sim, "ka90009", body)
+    assert top
+    for who in ("for", "orgn"):
+        sells = [num(r[f"{who}_netslmt_amt"]) for r in top if r[f"{who}_netslmt_amt"]]
+        buys = [num(r[f"{who}_netprps_amt"]) for r in top if r[f"{who}_netprps_amt"]]
+        assert sells == sorted(sells) and all(v <= 0 for v in sells)
+        assert buys == sorted(buys, reverse=True) and all(v >= 0 for v in buys)
+    for r in top:
+        code, amount, qty = r["for_netprps_stk_cd"], r["for_netprps_amt"], r["for_netprps_qty"]
+        if code and abs(num(qty)) >= 20:
+            bar = sim.market.daily_bar(code, date(2025, 12, 30))
+            assert bar is not None
+            assert 0.8 <= num(amount) * 1e7 / (num(qty) * 1e3 * bar.close) <= 1.25, r
+
+
 def test_investor_nets_doubled_only_where_the_server_doubles_them(sim):
     body = {"stk_cd": "005930", "amt_qty_tp": "2", "trde_tp": "0", "unit_tp": "1"}
     day = rows(sim, "ka10059", {**body, "dt": DAY})
