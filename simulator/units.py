@@ -259,8 +259,8 @@ _TABLE: dict[str, Mapping[str, Wire | None]] = {
     "ka20009": _SECTOR_QUOTE,
     "ka10051": {  # sectors' investors: the levels like ka20006, the rest as the example
         "cur_prc": _LX,
-        "pred_pre": Wire(Style.SIGNED_X100, why="'+9030' beside '+265381' (x100 level)"),
-        "flu_rt": Wire(Style.RATE_X100, why="example '352' beside a +3.52 % change"),
+        "pred_pre": Wire(Style.SIGNED_X100, why="'+9030' beside '+265381': 90.30 points on 2653.81"),
+        "flu_rt": Wire(Style.RATE_X100, why="'352': 90.30 / (2653.81 - 90.30) = 3.52 % (example)"),
         "trde_qty": Wire(Style.PLAIN, Unit.THOUSAND_SHARES, why="sector volume, as ka20006"),
     },
     "ka30011": {"cur_prc": None, "pred_pre": None},  # an ELW's figures, not a stock's price
