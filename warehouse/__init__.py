@@ -3,19 +3,34 @@
 >>> from warehouse import connect
 >>> con = connect()          # read-only; every dataset by its plain name   # doctest: +SKIP
 >>> con.sql("SELECT symbol, date, close FROM stock_bars_daily LIMIT 5").pl()  # doctest: +SKIP
+
+Modules, one job each: ``lake`` (where the lake is, opening it, retrying
+conflicts), ``datasets`` (the registry), ``tables`` (table definitions and DDL),
+``writer`` (checking frames, replacing keys), ``coverage`` (days fetched),
+``progress`` (fetch cursors, stream log positions), ``ledger`` (runs and writes),
+``commit`` (the transaction seam), ``reading``, ``maintenance``, ``ticklog`` (the
+durable log of realtime frames) and ``store`` (the ``Warehouse`` handle).
 """
 
+from warehouse.commit import Commit, CommitResult, Rows, WriteResult
+from warehouse.coverage import Span, options_key
 from warehouse.datasets import BAR_DATASETS, Dataset, dataset, datasets, default_request
 from warehouse.lake import LakeConfig, WarehouseError
-from warehouse.store import Cursor, Run, Span, Warehouse, WriteResult, connect, options_key
+from warehouse.ledger import Run
+from warehouse.progress import Cursor, StreamPosition
+from warehouse.store import Warehouse, connect
 
 __all__ = [
     "BAR_DATASETS",
+    "Commit",
+    "CommitResult",
     "Cursor",
     "Dataset",
     "LakeConfig",
+    "Rows",
     "Run",
     "Span",
+    "StreamPosition",
     "Warehouse",
     "WarehouseError",
     "WriteResult",

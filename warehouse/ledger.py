@@ -1,0 +1,113 @@
+"""The run ledger: ``meta.runs`` (one row per flow run) and ``meta.writes`` (one row per dataset write).
+
+Every row a run writes carries its id (``run_id``); the ``meta.writes`` row is
+written in the same transaction as the rows it counts, so a write counts only
+when its ledger row commits (as in dlt's load ledger). A run's first write opens
+it in ``meta.runs`` if the flow did not.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from warehouse.tables import now
+
+__all__ = ["Run", "last_writes", "open_run", "record_write", "replace_run", "runs_frame"]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One flow run; its id goes on every row it writes."""
+
+    id: str
+    flow: str = "manual"
+    started_at: datetime = field(default_factory=now)
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def new(cls, flow: str = "manual", params: Mapping[str, Any] | None = None) -> Run:
+        at = now()
+        return cls(f"{at:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}", flow, at, dict(params or {}))
+
+
+def record_write(
+    con: duckdb.DuckDBPyConnection,
+    dataset: str,
+    rows: int,
+    replaced: int,
+    symbols: int,
+    start: date | None,
+    end: date | None,
+    run_id: str,
+) -> None:
+    """One ``meta.writes`` row (inside the caller's transaction)."""
+    con.execute(
+        "INSERT INTO meta.writes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [run_id, dataset, rows, replaced, symbols, start, end, now()],
+    )
+
+
+def open_run(con: duckdb.DuckDBPyConnection, run: Run) -> None:
+    """Open ``run`` in ``meta.runs`` (status ``running``) unless it is there already."""
+    known = con.execute("SELECT count(*) FROM meta.runs WHERE run_id = ?", [run.id]).fetchone()
+    if not known or not known[0]:
+        _insert_run(con, run, "running", None, {})
+
+
+def replace_run(
+    con: duckdb.DuckDBPyConnection, run: Run, status: str, summary: Mapping[str, Any] | None = None
+) -> None:
+    """Set ``run``'s status (and summary): ``running`` opens it, anything else closes it now."""
+    finished = None if status == "running" else now()
+    con.execute("DELETE FROM meta.runs WHERE run_id = ?", [run.id])
+    _insert_run(con, run, status, finished, summary or {})
+
+
+def _insert_run(
+    con: duckdb.DuckDBPyConnection,
+    run: Run,
+    status: str,
+    finished: datetime | None,
+    summary: Mapping[str, Any],
+) -> None:
+    con.execute(
+        "INSERT INTO meta.runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            run.id,
+            run.flow,
+            status,
+            run.started_at,
+            finished,
+            json.dumps(dict(run.params), default=str, ensure_ascii=False),
+            json.dumps(dict(summary), default=str, ensure_ascii=False),
+        ],
+    )
+
+
+def runs_frame(con: duckdb.DuckDBPyConnection, limit: int = 20) -> pl.DataFrame:
+    """The latest runs, newest first, with the rows each wrote."""
+    return con.execute(
+        "SELECT r.*, coalesce(w.rows, 0) AS rows_written FROM meta.runs r "
+        "LEFT JOIN (SELECT run_id, sum(rows) AS rows FROM meta.writes GROUP BY run_id) w USING (run_id) "
+        "ORDER BY started_at DESC LIMIT ?",
+        [limit],
+    ).pl()
+
+
+def last_writes(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[datetime, str]]:
+    """Per dataset: when it was last written, and by which run."""
+    return {
+        r[0]: (r[1], r[2])
+        for r in con.execute(
+            "SELECT dataset, max(committed_at), arg_max(run_id, committed_at) "
+            "FROM meta.writes GROUP BY dataset"
+        ).fetchall()
+    }

@@ -1,0 +1,52 @@
+"""Maintenance: merge small files, expire old snapshots, delete files no snapshot needs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import duckdb
+
+from warehouse.lake import LAKE
+from warehouse.tables import now
+
+__all__ = ["compact", "file_count"]
+
+
+def compact(
+    con: duckdb.DuckDBPyConnection, older_than: timedelta = timedelta(days=7), dry_run: bool = False
+) -> dict[str, int]:
+    """Merge small files, expire snapshots older than ``older_than`` and delete files no one needs.
+
+    Files of expired snapshots (and orphans from crashed writers) are deleted only
+    once they are ``older_than`` too, so a long-running reader is not cut off.
+    ``dry_run`` counts what would be expired and deleted and changes nothing.
+    """
+    cutoff = now() - older_than
+    flag = ", dry_run => true" if dry_run else ""
+
+    def count(sql: str, *params: Any) -> int:
+        return len(con.execute(sql, list(params)).fetchall())
+
+    before = file_count(con)
+    rewritten = merged = 0
+    if not dry_run:
+        rewritten = count(f"CALL ducklake_rewrite_data_files('{LAKE}')")
+        merged = count(f"CALL ducklake_merge_adjacent_files('{LAKE}')")
+    expired = count(f"CALL ducklake_expire_snapshots('{LAKE}', older_than => ?{flag})", cutoff)
+    cleaned = count(f"CALL ducklake_cleanup_old_files('{LAKE}', older_than => ?{flag})", cutoff)
+    orphans = count(f"CALL ducklake_delete_orphaned_files('{LAKE}', older_than => ?{flag})", cutoff)
+    return {
+        "files_before": before,
+        "files_after": file_count(con),
+        "rewritten": rewritten,
+        "merged": merged,
+        "snapshots_expired": expired,
+        "files_deleted": cleaned + orphans,
+    }
+
+
+def file_count(con: duckdb.DuckDBPyConnection) -> int:
+    """Data files in the lake (all tables)."""
+    row = con.execute(f"SELECT coalesce(sum(file_count), 0) FROM ducklake_table_info('{LAKE}')").fetchone()
+    return int(row[0]) if row else 0

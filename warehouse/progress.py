@@ -1,0 +1,126 @@
+"""Where work stopped, saved with the rows it follows: fetch cursors and stream positions.
+
+- A ``Cursor`` (``meta.cursors``) is the ``next-key`` of an unfinished paged fetch:
+  a rerun resumes from it instead of paging through days already written.
+- A ``StreamPosition`` (``meta.stream_positions``) says how far a stream's durable
+  log is committed: every record before ``(segment, offset)`` is in the lake. It
+  is written in the transaction that commits those records' rows, so after a
+  crash the rows and the position agree and replay from the position neither
+  loses nor duplicates a record. A position never moves backwards.
+
+Both are written inside a transaction the caller opened (``warehouse.commit``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+import polars as pl
+
+from warehouse.datasets import Dataset, dataset
+from warehouse.lake import WarehouseError
+from warehouse.tables import now
+
+__all__ = [
+    "Cursor",
+    "StreamPosition",
+    "read_cursor",
+    "record_cursor",
+    "record_position",
+    "stream_position",
+    "stream_positions",
+]
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where an unfinished paged fetch stopped: ``next_key`` leads to the rows older than ``below``.
+
+    Written with the rows it follows, in the same transaction; ``next_key=None`` removes it.
+    """
+
+    api_id: str
+    symbol: str
+    options: str
+    next_key: str | None
+    below: date | None = None
+
+
+@dataclass(frozen=True, order=True)
+class StreamPosition:
+    """How far ``stream``'s log is committed: the records before byte ``offset`` of ``segment``.
+
+    Positions of one stream order by ``(segment, offset)``.
+    """
+
+    stream: str
+    segment: int
+    offset: int
+
+    def __post_init__(self) -> None:
+        if not self.stream:
+            raise WarehouseError("a stream position needs the stream's name")
+        if self.segment < 0 or self.offset < 0:
+            raise WarehouseError(f"stream {self.stream}: negative position ({self.segment}, {self.offset})")
+
+
+def record_cursor(con: duckdb.DuckDBPyConnection, ds: Dataset, cursor: Cursor, run_id: str) -> None:
+    """Save (or, with ``next_key=None``, remove) ``cursor`` for ``ds``."""
+    where = [ds.name, cursor.symbol, cursor.options, cursor.api_id]
+    con.execute(
+        "DELETE FROM meta.cursors WHERE dataset = ? AND symbol = ? AND options = ? AND api_id = ?", where
+    )
+    if cursor.next_key is not None:
+        con.execute(
+            "INSERT INTO meta.cursors VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [*where, cursor.next_key, cursor.below, run_id, now()],
+        )
+
+
+def read_cursor(
+    con: duckdb.DuckDBPyConnection, name: str, symbol: str, options: str, api_id: str
+) -> Cursor | None:
+    """The saved position of an unfinished fetch, if any."""
+    row = con.execute(
+        "SELECT next_key, below FROM meta.cursors WHERE dataset = ? AND symbol = ? AND options = ? "
+        "AND api_id = ?",
+        [dataset(name).name, symbol, options, api_id],
+    ).fetchone()
+    return Cursor(api_id, symbol, options, row[0], row[1]) if row else None
+
+
+def record_position(con: duckdb.DuckDBPyConnection, position: StreamPosition, run_id: str) -> None:
+    """Move ``position.stream``'s committed position to ``position``; refuse to move it backwards.
+
+    A position behind the stored one means a second committer is replaying records
+    already committed: the transaction fails (and nothing of it is written).
+    """
+    before = stream_position(con, position.stream)
+    if before is not None and (before.segment, before.offset) > (position.segment, position.offset):
+        raise WarehouseError(
+            f"stream {position.stream}: position ({position.segment}, {position.offset}) is behind the "
+            f"committed ({before.segment}, {before.offset}); is another worker committing this stream?"
+        )
+    con.execute("DELETE FROM meta.stream_positions WHERE stream = ?", [position.stream])
+    con.execute(
+        "INSERT INTO meta.stream_positions VALUES (?, ?, ?, ?, ?)",
+        [position.stream, position.segment, position.offset, run_id, now()],
+    )
+
+
+def stream_position(con: duckdb.DuckDBPyConnection, stream: str) -> StreamPosition | None:
+    """The committed position of ``stream`` (``None``: nothing committed yet, replay from the start)."""
+    row = con.execute(
+        "SELECT log_segment, log_offset FROM meta.stream_positions WHERE stream = ?", [stream]
+    ).fetchone()
+    return StreamPosition(stream, int(row[0]), int(row[1])) if row else None
+
+
+def stream_positions(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Every stream's committed position, with the run and time of its last commit."""
+    return con.execute(
+        "SELECT stream, log_segment, log_offset, run_id, committed_at "
+        "FROM meta.stream_positions ORDER BY stream"
+    ).pl()

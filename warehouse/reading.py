@@ -1,0 +1,90 @@
+"""Reading the lake: a dataset's rows by symbol and day, and the per-dataset status.
+
+Reads take a connection (``Warehouse.con`` or ``warehouse.connect()``): DuckLake
+gives every query a whole snapshot, so a reader never sees half a commit and
+never blocks a writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from schemas.calendar import KST
+from warehouse.coverage import gaps
+from warehouse.datasets import dataset, datasets
+from warehouse.ledger import last_writes
+from warehouse.tables import dataset_tables, ident
+
+__all__ = ["read_dataset", "status_frame"]
+
+
+def read_dataset(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    symbols: Sequence[str] | None = None,
+    start: date | None = None,
+    end: date | None = None,
+) -> pl.DataFrame:
+    """A dataset's rows, optionally for some symbols and days (KST), in key order."""
+    ds = dataset(name)
+    if ds.name not in dataset_tables(con):
+        return pl.DataFrame(schema=ds.schema)
+    where: list[str] = []
+    params: list[Any] = []
+    if symbols is not None and ds.symbol:
+        where.append(f"{ident(ds.symbol)} IN (SELECT unnest(?))")
+        params.append(list(symbols))
+    col = ident(ds.time)
+    dated = ds.schema[ds.time] == pl.Date
+    # timestamps are bounded by KST midnights, so file statistics prune (no cast per row)
+    if start is not None:
+        where.append(f"{col} >= ?")
+        params.append(start if dated else datetime.combine(start, time(), KST))
+    if end is not None:
+        where.append(f"{col} {'<=' if dated else '<'} ?")
+        params.append(end if dated else datetime.combine(end + timedelta(days=1), time(), KST))
+    sql = f"SELECT * FROM {ident(ds.name)}" + (f" WHERE {' AND '.join(where)}" if where else "")
+    sql += " ORDER BY " + ", ".join(ident(c) for c in ds.key)
+    return con.execute(sql, params).pl().select(list(ds.schema))
+
+
+def status_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Per dataset in the lake: rows, symbols, first and last time, last write and run, gap days."""
+    have = dataset_tables(con)
+    gap_days = dict(gaps(con).group_by("dataset").agg(pl.col("trading_days").sum()).iter_rows())
+    last = last_writes(con)
+    out = []
+    for name, ds in datasets().items():
+        if name not in have:
+            continue
+        sym = f"count(DISTINCT {ident(ds.symbol)})" if ds.symbol else "NULL"
+        n, n_sym, first, latest = con.execute(
+            f"SELECT count(*), {sym}, min({ident(ds.time)}), max({ident(ds.time)}) FROM {ident(name)}"
+        ).fetchone() or (0, None, None, None)
+        written, run_id = last.get(name, (None, None))
+        out.append((name, n, n_sym, _when(first), _when(latest), written, run_id, int(gap_days.get(name, 0))))
+    return pl.DataFrame(
+        out,
+        schema={
+            "dataset": pl.String,
+            "rows": pl.Int64,
+            "symbols": pl.Int64,
+            "first": pl.String,
+            "last": pl.String,
+            "last_write": pl.Datetime("us", "UTC"),
+            "last_run": pl.String,
+            "gap_days": pl.Int64,
+        },
+        orient="row",
+    )
+
+
+def _when(value: date | datetime | None) -> str | None:
+    if isinstance(value, datetime):
+        return value.astimezone(KST).strftime("%Y-%m-%d %H:%M:%S")
+    return None if value is None else str(value)
