@@ -75,6 +75,8 @@ __all__ = ["Gap", "RawFrame", "RealtimeSession", "SessionStats", "WireSocket", "
 log = logging.getLogger(__name__)
 _HANDSHAKE_PENALTY = 2  # a close before the LOGIN reply counts as two more failed attempts
 _SYSTEM_CODE = re.compile(r"R\d{5}")
+_REAL_HEAD, _VALUES = '{"trnm":"REAL","data":[{', '"values":'
+_REAL_HEAD_B, _VALUES_B = _REAL_HEAD.encode(), _VALUES.encode()
 
 
 class _Stop:
@@ -416,6 +418,11 @@ class RealtimeSession:
         Returns the decoded frame when it is a LOGIN reply."""
         now = self._clock()
         self.stats.bytes += len(data)
+        if _looks_real(data):
+            # the bulk: decoding every entry here would cost more than the rest of the path;
+            # a frame cut short fails the shape check, anything subtler the batch parser
+            await self._emit(data, now, "REAL", _entries(data))
+            return None
         try:
             msg = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
@@ -505,6 +512,16 @@ class RealtimeSession:
             if not future.done():
                 future.set_exception(error)
                 future.exception()  # retrieved: nobody may be waiting any more
+
+
+def _entries(data: str | bytes) -> int:
+    return data.count(_VALUES) if isinstance(data, str) else data.count(_VALUES_B)
+
+
+def _looks_real(data: str | bytes) -> bool:
+    if isinstance(data, str):
+        return data.startswith(_REAL_HEAD) and data.endswith("}]}")
+    return data.startswith(_REAL_HEAD_B) and data.endswith(b"}]}")
 
 
 async def _quietly(aw: Awaitable[Any]) -> None:

@@ -22,6 +22,7 @@ import threading
 import time as _time
 from bisect import bisect_right
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -57,12 +58,28 @@ class WsConfig:
 
 
 class TickCache:
-    """The tick tables of recently streamed (symbol, day), shared by connections."""
+    """Tick tables of recently streamed (symbol, day) and their rendered blocks, shared by connections."""
 
-    def __init__(self, market: Market, seed: int, size: int = 128) -> None:
-        self.market, self.seed, self.size = market, seed, size
+    def __init__(self, market: Market, seed: int, size: int = 128, blocks: int = 128) -> None:
+        self.market, self.seed, self.size, self.blocks = market, seed, size, blocks
         self._tables: OrderedDict[tuple[str, date], pl.DataFrame] = OrderedDict()
+        self._blocks: OrderedDict[tuple[str, date, int, str], list[str]] = OrderedDict()
         self._lock = threading.Lock()
+
+    def block(self, item: str, day: date, block: int, key: str, build: Callable[[], list[str]]) -> list[str]:
+        """Rendered entries of one block, shared by connections (a load run renders a day once)."""
+        k = (item, day, block, key)
+        with self._lock:
+            hit = self._blocks.get(k)
+            if hit is not None:
+                self._blocks.move_to_end(k)
+                return hit
+        entries = build()
+        with self._lock:
+            self._blocks[k] = entries
+            while len(self._blocks) > self.blocks:
+                self._blocks.popitem(last=False)
+        return entries
 
     def get(self, code: str, day: date) -> pl.DataFrame:
         key = (code, day)
@@ -170,12 +187,19 @@ class Feed:
         key = self._key()
         if block != self._block or key not in self._rendered:
             assert self._table is not None
-            part = self._table.slice(block * BLOCK, BLOCK)
-            if key == "0B,0D":  # a trade and its book, as one string of two entries
-                both = pl.DataFrame({"t": render(part, self.item, "0B"), "b": render(part, self.item, "0D")})
-                entries = both.select(pl.concat_str("t", pl.lit(","), "b")).to_series().to_list()
-            else:
-                entries = render(part, self.item, key)
-            self._rendered = {key: entries}
+            table = self._table
+            self._rendered = {
+                key: self.cache.block(
+                    self.item, self.day, block, key, lambda: _render(table, self.item, block, key)
+                )
+            }
             self._block = block
         return self._rendered
+
+
+def _render(table: pl.DataFrame, item: str, block: int, key: str) -> list[str]:
+    part = table.slice(block * BLOCK, BLOCK)
+    if key == "0B,0D":  # a trade and its book, as one string of two entries
+        both = pl.DataFrame({"t": render(part, item, "0B"), "b": render(part, item, "0D")})
+        return both.select(pl.concat_str("t", pl.lit(","), "b")).to_series().to_list()
+    return render(part, item, key)
