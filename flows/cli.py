@@ -140,15 +140,63 @@ def sim_cmd(
     per_tr_burst: Annotated[
         float, typer.Option(help="requests per TR allowed at once (with --per-tr-rate)")
     ] = 2.0,
+    ws_mode: Annotated[
+        str,
+        typer.Option(
+            help="WebSocket clock: clock (the market's real KST time), replay (--ws-day at --ws-speed x "
+            "from --ws-from, starting at the first REG) or load (the day's entries as fast as read)"
+        ),
+    ] = "clock",
+    ws_day: Annotated[
+        str | None, typer.Option(help="replay/load: day YYYY-MM-DD (default: the last trading day)")
+    ] = None,
+    ws_from: Annotated[str, typer.Option(help="replay: market time HH:MM the replay starts at")] = "09:00",
+    ws_speed: Annotated[float, typer.Option(help="replay: market seconds per real second")] = 60.0,
+    ws_per_frame: Annotated[int, typer.Option(help="WebSocket: at most this many trades a REAL frame")] = 20,
+    ws_ping_interval: Annotated[float, typer.Option(help="WebSocket: seconds between PINGs")] = 20.0,
+    ws_ping_timeout: Annotated[
+        float, typer.Option(help="WebSocket: seconds to echo a PING before SYSTEM R10002 and close")
+    ] = 10.0,
+    ws_login_timeout: Annotated[
+        float, typer.Option(help="WebSocket: seconds to send LOGIN before SYSTEM R10004 and close")
+    ] = 10.0,
+    ws_drop_rate: Annotated[
+        float, typer.Option(help="WebSocket fault: chance per REAL frame of dropping the connection")
+    ] = 0.0,
 ) -> None:
-    """Serve the Kiwoom-compatible simulator (REST) until interrupted."""
-    from datetime import timedelta
+    """Serve the Kiwoom-compatible simulator until interrupted: REST, and the realtime WebSocket at
+    /api/dostk/websocket on the same port (0B/0D from the same market as the tick chart ka10079).
+
+    More WebSocket faults at run time: POST /_sim/ws {"faults": {"drop_after": N, "drops": 1,
+    "refuse_logins": 1, "handshake_closes": 1, "ping_delay": 5, "malformed": 1, "takeovers": 1}};
+    GET /_sim/ws shows what each connection was sent.
+    """
+    from datetime import date, time, timedelta
 
     from simulator.app import Faults, SimConfig
     from simulator.server import serve
+    from simulator.ws_feed import WsConfig
 
     if rejection not in ("code", "429"):
         raise typer.BadParameter("use code or 429", param_hint="--rejection")
+    if ws_mode not in ("clock", "replay", "load"):
+        raise typer.BadParameter("use clock, replay or load", param_hint="--ws-mode")
+    try:
+        replay_day = date.fromisoformat(ws_day) if ws_day else None
+        replay_from = time.fromisoformat(ws_from)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--ws-day/--ws-from") from None
+    ws = WsConfig(
+        ping_interval=ws_ping_interval,
+        ping_timeout=ws_ping_timeout,
+        login_timeout=ws_login_timeout,
+        mode=ws_mode,
+        replay_day=replay_day,
+        replay_from=replay_from,
+        speed=ws_speed,
+        entries_per_frame=ws_per_frame,
+        drop_rate=ws_drop_rate,
+    )
     config = SimConfig(
         seed=seed,
         n_stocks=stocks,
@@ -160,8 +208,10 @@ def sim_cmd(
         faults=Faults(
             error_rate=error_rate, drop_rate=drop_rate, malformed_rate=malformed_rate, latency=latency
         ),
+        ws=ws,
     )
     console.print(f"Kiwoom simulator on http://{host}:{port} (rate {rate or 'unlimited'}/s, seed {seed})")
+    console.print(f"realtime on ws://{host}:{port}/api/dostk/websocket ({ws_mode})")
     serve(config, host=host, port=port)
 
 

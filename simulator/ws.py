@@ -107,7 +107,7 @@ class WsServer:
     def __init__(self, sim: Simulator, config: WsConfig | None = None) -> None:
         self.sim = sim
         self.config = config or WsConfig()
-        self.faults = WsFaults()
+        self.faults = WsFaults(drop_rate=self.config.drop_rate)
         self.cache = TickCache(sim.market, sim.config.seed)
         self.replay = ReplayClock()
         self.connections: dict[int, _Conn] = {}

@@ -55,6 +55,7 @@ class WsConfig:
     entries_per_frame: int = 20  # at most this many entries in one REAL frame
     step: float = 0.05  # seconds between batches of frames (clock and replay)
     max_items: int = 100  # per REG request
+    drop_rate: float = 0.0  # fault from the start: chance per REAL frame of dropping the connection
 
 
 class TickCache:

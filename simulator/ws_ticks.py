@@ -11,6 +11,7 @@ tick away, then ten levels a tick apart with seeded quantities.
 
 from __future__ import annotations
 
+import zlib
 from datetime import date
 
 import polars as pl
@@ -106,7 +107,7 @@ def tick_table(market: Market, code: str, day: date, seed: int) -> pl.DataFrame:
         .otherwise(500.0)
         .alias("strength"),
     )
-    return _with_book(df, seed)
+    return _with_book(df, zlib.crc32(f"{seed}:{code}:{day}".encode()))
 
 
 def _with_book(df: pl.DataFrame, seed: int) -> pl.DataFrame:
