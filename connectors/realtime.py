@@ -45,8 +45,6 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from connectors.auth import KiwoomAuth
 from connectors.errors import (
-    TOKEN_INVALID,
-    ConnectionFailed,
     KiwoomError,
     LoginRefused,
     SessionClosed,
@@ -58,6 +56,7 @@ from connectors.realtime_events import (
     SYSTEM_CODES,
     Connector,
     Event,
+    EventQueue,
     Gap,
     RawFrame,
     SessionStats,
@@ -66,6 +65,7 @@ from connectors.realtime_events import (
     redact,
     websocket_url,
 )
+from connectors.realtime_login import Drop, login, usable_token
 from connectors.retry import RetryPolicy
 from connectors.settings import Settings
 from connectors.subscriptions import Subscriptions, restore_requests
@@ -77,20 +77,6 @@ _HANDSHAKE_PENALTY = 2  # a close before the LOGIN reply counts as two more fail
 _SYSTEM_CODE = re.compile(r"R\d{5}")
 _REAL_HEAD, _VALUES = '{"trnm":"REAL","data":[{', '"values":'
 _REAL_HEAD_B, _VALUES_B = _REAL_HEAD.encode(), _VALUES.encode()
-
-
-class _Stop:
-    def __init__(self, error: BaseException | None) -> None:
-        self.error = error
-
-
-class _Drop(Exception):
-    """This connection is over; the reason goes into the gap."""
-
-    def __init__(self, reason: str, *, handshake: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.handshake = handshake
 
 
 async def _default_connect(url: str) -> WireSocket:
@@ -134,9 +120,7 @@ class RealtimeSession:
         self._http = httpx.AsyncClient(
             base_url=settings.base_url, transport=transport, timeout=settings.timeout
         )
-        self._events: deque[Event | _Stop] = deque()
-        self._ready = asyncio.Event()  # an event is waiting
-        self._space = asyncio.Event()  # the consumer took one
+        self._queue = EventQueue(queue_size, self.stats, clock_ns)
         self._sock: WireSocket | None = None
         self._acks: deque[tuple[str, asyncio.Future[dict[str, Any]]]] = deque()
         self._reg_lock = asyncio.Lock()
@@ -185,7 +169,7 @@ class RealtimeSession:
         if self._sock is not None:
             await _quietly(self._sock.close())
         await self._http.aclose()
-        self._push(_Stop(None))
+        self._queue.stop(None)
 
     @property
     def connected(self) -> bool:
@@ -217,7 +201,7 @@ class RealtimeSession:
             try:
                 for body in requests:
                     await self._request(sock, body)
-            except _Drop:
+            except Drop:
                 pass  # the reconnect restores the wanted set
 
     async def _request(self, sock: WireSocket, body: dict[str, Any]) -> dict[str, Any]:
@@ -227,9 +211,9 @@ class RealtimeSession:
             await sock.send(orjson.dumps(body).decode())
             reply = await asyncio.wait_for(future, self.ack_timeout)
         except ConnectionClosed as exc:
-            raise _Drop(closed_reason(exc)) from None
+            raise Drop(closed_reason(exc)) from None
         except TimeoutError:
-            raise _Drop(f"no {body['trnm']} reply within {self.ack_timeout:g}s") from None
+            raise Drop(f"no {body['trnm']} reply within {self.ack_timeout:g}s") from None
         err = classify(body["trnm"], reply)
         if err is not None:
             items = sum(len(d.get("item", ())) for d in body.get("data", ()))
@@ -246,37 +230,7 @@ class RealtimeSession:
         return self
 
     async def __anext__(self) -> Event:
-        while not self._events:
-            self._ready.clear()
-            await self._ready.wait()
-        event = self._events.popleft()
-        if isinstance(event, _Stop):
-            self._events.appendleft(event)  # every later call stops the same way
-            if event.error is not None:
-                raise event.error
-            raise StopAsyncIteration
-        if isinstance(event, RawFrame):
-            self.stats.queued -= 1
-            self.stats.seconds_behind = max(0.0, (self._clock() - event.received_ns) / 1e9)
-            self._space.set()
-        return event
-
-    def _push(self, event: Event | _Stop) -> None:
-        self._events.append(event)
-        self._ready.set()
-
-    async def _deliver(self, frame: RawFrame) -> None:
-        if self.stats.queued >= self.queue_size:
-            self.stats.backpressure += 1
-            while self.stats.queued >= self.queue_size:  # stop reading: the socket's buffer fills up
-                self._space.clear()
-                await self._space.wait()
-        self.stats.queued += 1
-        self.stats.max_queued = max(self.stats.max_queued, self.stats.queued)
-        self.stats.frames += 1
-        self.stats.entries += frame.entries
-        self._last_ns = frame.received_ns
-        self._push(frame)
+        return await self._queue.get()
 
     # ---- the connection loop --------------------------------------------------------------
     async def _run(self) -> None:
@@ -311,7 +265,7 @@ class RealtimeSession:
                 finally:
                     reader.cancel()
                     await asyncio.gather(reader, return_exceptions=True)
-            except _Drop as drop:
+            except Drop as drop:
                 reason, penalty = drop.reason, _HANDSHAKE_PENALTY if drop.handshake else 0
             except (SessionReplaced, LoginRefused, SubscriptionRefused, SessionClosed) as exc:
                 self._stop(exc, str(exc))
@@ -327,7 +281,7 @@ class RealtimeSession:
                     penalty = _HANDSHAKE_PENALTY
             finally:
                 self._logged_in.clear()
-                self._fail_acks(_Drop("connection closed"))
+                self._fail_acks(Drop("connection closed"))
                 if self._sock is not None:
                     await _quietly(self._sock.close())
                     self._sock = None
@@ -351,54 +305,16 @@ class RealtimeSession:
             return await self._connect(self.url)
         except InvalidHandshake as exc:
             # the server refused the upgrade (or closed it): it may think we come back too fast
-            raise _Drop(f"handshake refused: {exc}", handshake=True) from None
-
-    async def _token(self, force_new: bool) -> str:
-        if force_new:
-            self.auth.forget()
-        token = self.auth.usable()
-        if token is None:
-            try:
-                response = await self._http.send(self.auth.token_request(), auth=None)
-            except httpx.TransportError as exc:
-                raise ConnectionFailed(
-                    f"token request failed: {type(exc).__name__}", api_id="au10001"
-                ) from None
-            token = self.auth.accept(response, self.auth.clock())
-            self.stats.tokens_issued += 1
-        return token.value.reveal()
+            raise Drop(f"handshake refused: {exc}", handshake=True) from None
 
     async def _login(self, sock: WireSocket, *, force_new: bool) -> LoginRefused | None:
-        """LOGIN and wait for its reply; None on success, the error on an 8005 refusal."""
-        frame = orjson.dumps({"trnm": "LOGIN", "token": await self._token(force_new)})
-        log.debug("realtime send %s", redact(frame))
-        deadline = asyncio.get_running_loop().time() + self.login_timeout
-        try:
-            await sock.send(frame.decode())
-            while True:
-                left = deadline - asyncio.get_running_loop().time()
-                if left <= 0:
-                    raise _Drop(f"no LOGIN reply within {self.login_timeout:g}s")
-                data = await asyncio.wait_for(sock.recv(), left)
-                msg = await self._control(sock, data)
-                if msg is None or msg.get("trnm") != "LOGIN":
-                    continue
-                err = classify("LOGIN", msg)
-                if err is None:
-                    self.stats.logins += 1
-                    log.info("realtime connection %d logged in to %s", self._connection, self.url)
-                    return None
-                refused = LoginRefused(
-                    f"LOGIN refused: {err.detail}", api_id="LOGIN", return_code=err.return_code, code=err.code
-                )
-                if err.code == TOKEN_INVALID:
-                    return refused
-                raise refused
-        except ConnectionClosed as exc:
-            # closed before the LOGIN reply: most often a reconnect the server found too fast
-            raise _Drop(f"closed during the handshake ({closed_reason(exc)})", handshake=True) from None
-        except TimeoutError:
-            raise _Drop(f"no LOGIN reply within {self.login_timeout:g}s") from None
+        token, issued = await usable_token(self.auth, self._http, force_new=force_new)
+        self.stats.tokens_issued += issued
+        refused = await login(sock, token, lambda data: self._control(sock, data), self.login_timeout)
+        if refused is None:
+            self.stats.logins += 1
+            log.info("realtime connection %d logged in to %s", self._connection, self.url)
+        return refused
 
     async def _read(self, sock: WireSocket) -> None:
         try:
@@ -406,7 +322,7 @@ class RealtimeSession:
                 data = await sock.recv()
                 await self._control(sock, data)
         except ConnectionClosed as exc:
-            drop = _Drop(closed_reason(exc, self._last_system))
+            drop = Drop(closed_reason(exc, self._last_system))
             self._fail_acks(drop)
             raise drop from None
         except Exception as exc:  # SessionReplaced above all: whoever waits for an ack learns it too
@@ -473,7 +389,8 @@ class RealtimeSession:
         self, data: str | bytes, now: int, trnm: str | None, entries: int, error: str | None = None
     ) -> None:
         self._seq += 1
-        await self._deliver(RawFrame(self._seq, now, data, self._connection, trnm, entries, error))
+        self._last_ns = now
+        await self._queue.put_frame(RawFrame(self._seq, now, data, self._connection, trnm, entries, error))
 
     async def _malformed(self, data: str | bytes, now: int, why: str) -> None:
         self.stats.malformed += 1
@@ -494,7 +411,7 @@ class RealtimeSession:
             after, start, reason, conn = self._gap
             self._gap = None
             self.stats.gaps += 1
-            self._push(Gap(after, start, self._clock(), reason, conn))
+            self._queue.put(Gap(after, start, self._clock(), reason, conn))
 
     def _stop(self, error: BaseException, reason: str) -> None:
         self._fatal = error
@@ -502,9 +419,9 @@ class RealtimeSession:
             after, start, why, conn = self._gap or (self._seq, self._last_ns, reason, self._connection)
             self._gap = None
             self.stats.gaps += 1
-            self._push(Gap(after, start, None, why, conn))
+            self._queue.put(Gap(after, start, None, why, conn))
         log.error("realtime session stopped: %s", error)
-        self._push(_Stop(error))
+        self._queue.stop(error)
 
     def _fail_acks(self, error: BaseException) -> None:
         while self._acks:

@@ -1,8 +1,11 @@
-"""What the realtime session hands out (``RawFrame``, ``Gap``), its counters, and wire helpers."""
+"""What the realtime session hands out (``RawFrame``, ``Gap``), the bounded queue they wait in,
+its counters, and wire helpers."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +21,7 @@ __all__ = [
     "WS_PATH",
     "Connector",
     "Event",
+    "EventQueue",
     "Gap",
     "RawFrame",
     "SessionStats",
@@ -138,3 +142,57 @@ def closed_reason(exc: ConnectionClosed, system: str | None = None) -> str:
         f"close {close.code}" + (f" {close.reason!r}" if close.reason else "") if close else "no close frame"
     )
     return f"{system}; {code}" if system else f"connection closed ({code})"
+
+
+class _Stop:
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+
+
+class EventQueue:
+    """Events waiting for the consumer. Frames are bounded: past ``limit`` waiting,
+    ``put_frame`` waits (so the session stops reading its socket); gaps and the stop never wait."""
+
+    def __init__(self, limit: int, stats: SessionStats, clock_ns: Callable[[], int]) -> None:
+        self.limit, self.stats, self.clock_ns = limit, stats, clock_ns
+        self._events: deque[Event | _Stop] = deque()
+        self._ready = asyncio.Event()  # an event is waiting
+        self._space = asyncio.Event()  # the consumer took a frame
+
+    def put(self, event: Event) -> None:
+        self._events.append(event)
+        self._ready.set()
+
+    def stop(self, error: BaseException | None) -> None:
+        """After the events already queued, ``get`` raises ``error`` (StopAsyncIteration if None)."""
+        self._events.append(_Stop(error))
+        self._ready.set()
+
+    async def put_frame(self, frame: RawFrame) -> None:
+        stats = self.stats
+        if stats.queued >= self.limit:
+            stats.backpressure += 1
+            while stats.queued >= self.limit:
+                self._space.clear()
+                await self._space.wait()
+        stats.queued += 1
+        stats.max_queued = max(stats.max_queued, stats.queued)
+        stats.frames += 1
+        stats.entries += frame.entries
+        self.put(frame)
+
+    async def get(self) -> Event:
+        while not self._events:
+            self._ready.clear()
+            await self._ready.wait()
+        event = self._events.popleft()
+        if isinstance(event, _Stop):
+            self._events.appendleft(event)  # every later call stops the same way
+            if event.error is not None:
+                raise event.error
+            raise StopAsyncIteration
+        if isinstance(event, RawFrame):
+            self.stats.queued -= 1
+            self.stats.seconds_behind = max(0.0, (self.clock_ns() - event.received_ns) / 1e9)
+            self._space.set()
+        return event

@@ -9,6 +9,7 @@ from datetime import date, datetime
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from connectors import Gap, LoginRefused, RawFrame, RealtimeSession, SessionReplaced, Settings
@@ -166,3 +167,35 @@ async def test_the_server_enforces_ping_echo_and_login_in_time(tmp_path):
             assert '"R10002"' in await asyncio.wait_for(ws.recv(), 2)
         closed = [c["closed"] for c in sim_ws(srv)["connections"]]
         assert closed == ["no LOGIN (R10004)", "no PING echo (R10002)"]
+
+
+@pytest.mark.asyncio
+async def test_the_server_limits_reg_to_100_items_and_honours_refresh(quiet):
+    from websockets.asyncio.client import connect
+
+    token = httpx.post(
+        quiet.base_url + "/oauth2/token",
+        json={"grant_type": "client_credentials", "appkey": "k", "secretkey": "s"},
+    ).json()["token"]
+    url = quiet.base_url.replace("http", "ws") + "/api/dostk/websocket"
+
+    def reg(items: list[str], refresh: str, trnm: str = "REG") -> str:
+        body = {"trnm": trnm, "grp_no": "1", "refresh": refresh, "data": [{"item": items, "type": ["0B"]}]}
+        return orjson.dumps(body).decode()
+
+    async with connect(url, ping_interval=None) as ws:
+        await ws.send('{"trnm":"LOGIN","token":"' + token + '"}')
+        await ws.recv()
+        codes = [f"{i:06d}" for i in range(101)]
+        replies = []
+        for frame in (reg(codes, "1"), reg(codes[:60], "1"), reg(codes[60:], "1"), reg(codes[:5], "0")):
+            await ws.send(frame)
+            replies.append(orjson.loads(await ws.recv()))
+            if len(replies) == 3:
+                items_after_two = sim_ws(quiet)["connections"][0]["items"]
+        await ws.send(reg(codes[:2], "", "REMOVE"))
+        replies.append(orjson.loads(await ws.recv()))
+        items_at_end = sim_ws(quiet)["connections"][0]["items"]
+    assert [r["return_code"] for r in replies] == [1, 0, 0, 0, 0]
+    assert all(set(r) == {"trnm", "return_code", "return_msg"} for r in replies)  # acks name no items
+    assert items_after_two == 101 and items_at_end == 3  # refresh "0" replaced the 101 with 5
