@@ -131,8 +131,12 @@ KIND_OVERRIDES: dict[tuple[str, str], Kind] = {
         ("ka10069", name): Kind.RATE
         for name in ("dbrt_trde_cntrcnt_rt", "dbrt_trde_rpy_rt", "rmnd_rt", "remn_amt_rt")
     },
-    # the 1-5 up/down sign code, not a number
+    # the 1-5 up/down sign code, not a number; the sector's level, change and rate are x100
+    # (90.30 / (2653.81 - 90.30) = 3.52 %, sent as flu_rt "352")
     ("ka10051", "pre_smbol"): Kind.ENUM,
+    ("ka10051", "cur_prc"): Kind.INDEX,
+    ("ka10051", "pred_pre"): Kind.RATE,
+    ("ka10051", "flu_rt"): Kind.RATE,
     # a net figure despite its label: "--261000" in the example
     ("ka10063", "buy_qty"): Kind.SIGNED,
     ("ka10063", "sell_qty"): Kind.SIGNED,
@@ -148,6 +152,8 @@ KIND_OVERRIDES: dict[tuple[str, str], Kind] = {
 
 # (TR, field) -> implied decimals of a RATE or INDEX override above.
 DECIMALS: dict[tuple[str, str], int] = {
+    ("ka10051", "pred_pre"): 2,
+    ("ka10051", "flu_rt"): 2,
     ("ka20004", "pred_pre"): 2,
     ("ka20005", "pred_pre"): 2,
     ("ka40003", "trace_pred_pre"): 2,

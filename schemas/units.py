@@ -154,9 +154,24 @@ UNIT_OVERRIDES: dict[tuple[str, str], Unit] = {
         ("ka90004",), ("tot_2", "tot_4", "tot_5", "buy_cntr_amt", "sel_cntr_amt", "netprps_prica"), KRW_1e6
     ),
     **_each(("ka90004",), ("tot_1", "tot_3", "buy_cntr_qty", "sel_cntr_qty"), SHR_1e3),
-    # ka90005/ka90010 send amounts and quantities side by side: 금액(백만원), 수량(천주)
-    **_each(("ka90005", "ka90010"), _PROGRAM_MARKET, KRW_1e6),
+    # ka90005/ka90010's *_qty columns are quantities whatever the request: 수량(천주)
     **_each(("ka90005", "ka90010"), _PROGRAM_MARKET_QTY, SHR_1e3),
+    # turnover of quotes and rankings, by their examples' arithmetic (volume x price / turnover):
+    # ka10003 in 원 (8,735 shares x 53,500 won / 524,269,500 = 0.89), the others in 백만원
+    ("ka10003", "acc_trde_prica"): KRW,
+    **_each(("ka10046", "ka10047", "ka10055", "ka10098"), ("acc_trde_prica",), KRW_1e6),
+    ("ka10095", "trde_prica"): KRW_1e6,
+    # sector snapshots as the sector charts: 천주 and 백만원 (ka20003: 46,494 백만원 over
+    # 993 thousand shares is 46,821 won a share)
+    **_each(("ka20001", "ka20003", "ka20009"), ("trde_qty",), SHR_1e3),
+    **_each(("ka20001", "ka20003", "ka20009"), ("trde_prica",), KRW_1e6),
+    ("ka20001", "acc_trde_qty_n"): SHR_1e3,
+    ("ka20001", "trde_qty_n"): SHR_1e3,
+    ("ka20009", "acc_trde_qty_n"): SHR_1e3,
+    ("ka10051", "trde_qty"): SHR_1e3,
+    # Kiwoom's convention for the basic quote: listed shares in 천주, market cap in 억원
+    ("ka10001", "flo_stk"): SHR_1e3,
+    ("ka10001", "mac"): KRW_1e8,
 }
 
 
@@ -197,8 +212,12 @@ _BY_AMOUNT_AND_UNIT = (
 # amount or quantity is known; the unit of each is not stated anywhere we can check
 _BY_AMOUNT_UNKNOWN = (UnitRule({"amt_qty_tp": "1"}, None), UnitRule({"amt_qty_tp": "2"}, None))
 
+# ka90005/ka90010 request text: "1:금액(백만원), 2:수량(천주)"
+_BY_PROGRAM_OPTION = (UnitRule({"amt_qty_tp": "1"}, KRW_1e6), UnitRule({"amt_qty_tp": "2"}, SHR_1e3))
+
 # (TR, field) -> rules, first match wins; the deciding options are part of the dataset key.
 UNIT_RULES: dict[tuple[str, str], tuple[UnitRule, ...]] = {
+    **{(tr, n): _BY_PROGRAM_OPTION for tr in ("ka90005", "ka90010") for n in _PROGRAM_MARKET},
     **{
         (tr, n): _BY_AMOUNT_AND_UNIT for tr in ("ka10059", "ka10060", "ka10061") for n in INVESTOR_COLUMNS[tr]
     },

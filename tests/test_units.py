@@ -182,3 +182,20 @@ def test_the_unit_list_covers_the_facts_of_the_fidelity_review():
         assert listed[key] == "원"
     assert listed[("ka20006", "trde_qty")] == "주"
     assert ("ka10059", "orgn") in listed and ("ka90007", "all_tdy") in listed
+
+
+def test_sector_net_buying_levels_changes_and_rates_agree():
+    frame = schemas.normalize("ka10051", CAT.tr("ka10051").example)
+    implied = frame["pred_pre"] / (frame["cur_prc"] - frame["pred_pre"]) * 100
+    assert ((implied - frame["flu_rt"]).abs() < 0.02).all(), "level, change and rate disagree"
+
+
+def test_program_trend_columns_are_amounts_or_quantities_as_asked():
+    tr = CAT.tr("ka90005")
+    frame = pl.DataFrame(
+        {"all_sel": [7], "dfrt_trde_sell_qty": [3]},
+        schema={"all_sel": pl.Int64, "dfrt_trde_sell_qty": pl.Int64},
+    )
+    amounts = to_base_units("ka90005", frame, tr.row_fields(), {"amt_qty_tp": "1"})
+    quantities = to_base_units("ka90005", frame, tr.row_fields(), {"amt_qty_tp": "2"})
+    assert amounts.row(0) == (7_000_000, 3_000) and quantities.row(0) == (7_000, 3_000)
