@@ -255,10 +255,10 @@ class RealtimeSession:
                 reissued = False
                 reader = asyncio.create_task(self._read(sock))
                 try:
-                    async with self._reg_lock:
+                    async with self._reg_lock:  # a subscribe() meanwhile waits, then goes out live
                         for body in restore_requests(self.subscriptions):
                             await self._request(sock, body)
-                    self._logged_in.set()
+                        self._logged_in.set()
                     self._end_gap()
                     attempt = 0
                     await reader

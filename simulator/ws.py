@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["PING", "WsFaults", "WsServer"]
 
 PING = '{"trnm":"PING"}'
+_KEEP = 1000  # connections whose counters /_sim/ws keeps
 SYSTEM_TEXT = {
     "R10001": "동일한 App key로 접속이 되어 기존 세션을 종료합니다",
     "R10002": "PING 응답이 없어 접속을 종료합니다",
@@ -172,6 +173,9 @@ class WsServer:
             await asyncio.gather(*tasks, return_exceptions=True)
             if conn.app_key and self._by_key.get(conn.app_key) is conn:
                 del self._by_key[conn.app_key]
+            conn.feeds.clear()  # its counters stay for /_sim/ws, its rendered entries go
+            for old in list(self.connections)[: max(0, len(self.connections) - _KEEP)]:
+                del self.connections[old]
 
     async def _send(self, conn: _Conn, body: dict[str, Any] | str) -> None:
         text = body if isinstance(body, str) else orjson.dumps(body).decode()
