@@ -37,7 +37,7 @@ from simulator.ws_wire import render
 __all__ = ["BLOCK", "Feed", "ReplayClock", "TickCache", "WsConfig"]
 
 BLOCK = 512  # trades rendered at a time per item
-STREAMED = ("0B", "0D")
+STREAMED = ("0B", "0C", "0D")  # in this order within a trade
 _OPEN, _CLOSE = 9 * 3600, 15 * 3600 + 30 * 60
 
 
@@ -200,7 +200,9 @@ class Feed:
 
 def _render(table: pl.DataFrame, item: str, block: int, key: str) -> list[str]:
     part = table.slice(block * BLOCK, BLOCK)
-    if key == "0B,0D":  # a trade and its book, as one string of two entries
-        both = pl.DataFrame({"t": render(part, item, "0B"), "b": render(part, item, "0D")})
-        return both.select(pl.concat_str("t", pl.lit(","), "b")).to_series().to_list()
-    return render(part, item, key)
+    kinds = key.split(",")
+    if len(kinds) == 1:
+        return render(part, item, key)
+    # a trade, its best quotes and its book, as one string of several entries
+    parts = pl.DataFrame({k: render(part, item, k) for k in kinds})
+    return parts.select(pl.concat_str(kinds, separator=",")).to_series().to_list()

@@ -1,4 +1,4 @@
-"""What the simulator's REAL frames say, FID by FID, and how it writes them (0B, 0D).
+"""What the simulator's REAL frames say, FID by FID, and how it writes them (0B, 0C, 0D).
 
 DESIGN.md decision 11: these tables are the simulator's own, reviewed against
 the reference (``kiwoom_rest_api.txt``, 주식체결 0B and 주식호가잔량 0D, and
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-__all__ = ["BOOK", "NAMES", "TRADE", "WireField", "render"]
+__all__ = ["BOOK", "NAMES", "QUOTE", "TABLES", "TRADE", "WireField", "render"]
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,12 @@ _EXPECTED: tuple[tuple[str, str], ...] = (
     ("292", "0"), ("293", "3"), ("294", "0"), ("295", "0.00"),
 )  # fmt: skip
 BOOK: tuple[WireField, ...] = _book()
-NAMES = {"0B": "주식체결", "0D": "주식호가잔량"}
+QUOTE: tuple[WireField, ...] = (  # 0C 주식우선호가: the best quotes after each trade
+    _f("27", "best ask", "dir", "ask_1"),
+    _f("28", "best bid", "dir", "bid_1"),
+)
+NAMES = {"0B": "주식체결", "0C": "주식우선호가", "0D": "주식호가잔량"}
+TABLES = {"0B": TRADE, "0C": QUOTE, "0D": BOOK}
 
 
 def _sign_prefix(positive: pl.Expr, negative: pl.Expr) -> pl.Expr:
@@ -169,7 +174,7 @@ def render(ticks: pl.DataFrame, code: str, kind: str) -> list[str]:
     Constant runs are merged into literals, so a row costs a handful of string
     concatenations inside Polars and no Python at all.
     """
-    table = TRADE if kind == "0B" else BOOK
+    table = TABLES[kind]
     pieces: list[pl.Expr] = []
     text = f'{{"type":"{kind}","name":"{NAMES[kind]}","item":"{code}","values":{{'
     for i, f in enumerate(table):

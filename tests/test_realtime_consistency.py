@@ -14,7 +14,7 @@ from schemas.calendar import KST
 from simulator.app import SimConfig, Simulator
 from simulator.server import SimServer
 from simulator.ws_feed import WsConfig
-from simulator.ws_wire import BOOK, TRADE
+from simulator.ws_wire import BOOK, QUOTE, TRADE
 
 DAY = date(2025, 12, 29)
 AFTER = datetime(2025, 12, 29, 18, 0, tzinfo=KST)
@@ -23,7 +23,7 @@ CODE = "005930"
 
 def test_the_simulators_fid_tables_cover_the_reference_types():
     """The wire tables are the simulator's own; they must still name every FID of 0B/0D."""
-    for code, table in (("0B", TRADE), ("0D", BOOK)):
+    for code, table in (("0B", TRADE), ("0C", QUOTE), ("0D", BOOK)):
         assert [f.fid for f in table if f.fid not in {g.fid for g in table[: table.index(f)]}] == [
             f.fid for f in table
         ]
@@ -48,12 +48,12 @@ async def streamed(srv: SimServer, tmp_path, trades: int) -> list[RawFrame]:
     settings = Settings.load(base_url=srv.base_url, env={}, env_file=None, token_cache=tmp_path / "t")
     frames: list[RawFrame] = []
     async with RealtimeSession(settings) as rt:
-        await rt.subscribe([CODE], ["0B", "0D"])
+        await rt.subscribe([CODE], ["0B", "0C", "0D"])
         async with asyncio.timeout(30):
             async for ev in rt:
                 assert isinstance(ev, RawFrame) and ev.trnm == "REAL", ev
                 frames.append(ev)
-                if rt.stats.entries >= 2 * trades:
+                if rt.stats.entries >= 3 * trades:
                     break
     return frames
 
@@ -93,6 +93,9 @@ async def test_streamed_trades_are_the_days_ticks_and_the_book_brackets_them(tmp
     total = book.select(pl.sum_horizontal(f"ask_qty_{i}" for i in range(1, 11))).to_series()
     assert (book["ask_qty_total"] == total).all()
     assert (book["cum_volume"] == trades["cum_volume"]).all() and (book["time"] == trades["time"]).all()
+    quotes = out["0C"]  # the best quotes (0C) are the book's first level
+    assert quotes["fid_27"].equals(book["ask_px_1"], check_names=False)
+    assert quotes["fid_28"].equals(book["bid_px_1"], check_names=False)
     assert max(len(orjson_entries(f)) for f in frames) > 2  # several entries per frame
 
 

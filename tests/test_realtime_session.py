@@ -146,7 +146,7 @@ async def test_login_sends_the_token_and_never_shows_it(caplog):
 
 
 @pytest.mark.asyncio
-async def test_ping_is_echoed_unchanged_and_system_never():
+async def test_ping_is_echoed_unchanged_and_system_never(caplog):
     fake = FakeKiwoom()
     async with session(fake) as rt:
         text, raw = '{"trnm":"PING"}', b'{ "trnm" : "PING",  "n": 1 }'
@@ -156,6 +156,7 @@ async def test_ping_is_echoed_unchanged_and_system_never():
         echoes = fake.current.sent[1:]
         assert echoes == [text, raw] and echoes[1] is raw  # the same object: the same bytes
         assert rt.stats.pings == 2 and rt.stats.system == 1
+        assert "R10002: no PING reply reached the server" in caplog.text  # logged with its meaning
 
 
 @pytest.mark.asyncio

@@ -170,7 +170,13 @@ async def test_the_server_enforces_ping_echo_and_login_in_time(tmp_path):
 
 
 @pytest.mark.asyncio
-async def test_the_server_limits_reg_to_100_items_and_honours_refresh(quiet):
+async def test_the_server_limits_reg_to_100_items_and_honours_refresh():
+
+    with make_server(ping_interval=60) as srv:  # no PING between a REG and its ack
+        await _reg_limits(srv)
+
+
+async def _reg_limits(quiet: SimServer) -> None:
     from websockets.asyncio.client import connect
 
     token = httpx.post(
@@ -199,3 +205,18 @@ async def test_the_server_limits_reg_to_100_items_and_honours_refresh(quiet):
     assert [r["return_code"] for r in replies] == [1, 0, 0, 0, 0]
     assert all(set(r) == {"trnm", "return_code", "return_msg"} for r in replies)  # acks name no items
     assert items_after_two == 101 and items_at_end == 3  # refresh "0" replaced the 101 with 5
+
+
+@pytest.mark.asyncio
+async def test_random_drops_give_gaps_and_a_takeover_fault_stops_the_session(replay, tmp_path):
+    sim_ws(replay, faults={"drop_rate": 0.3, "seed": 1})
+    async with RealtimeSession(settings(replay, tmp_path)) as rt:
+        await rt.subscribe(["005930"], ["0B"])
+        events = await collect(rt, lambda ev: sum(isinstance(e, Gap) for e in ev) == 2)
+        sim_ws(replay, faults={"drop_rate": 0.0, "takeovers": 1})
+        with pytest.raises(SessionReplaced, match="R10001"):
+            await collect(rt, lambda ev: False)
+        assert rt.stats.gaps >= 3 and rt.stats.reconnects >= 2  # drops may race the control call
+    frames = [e for e in events if isinstance(e, RawFrame)]
+    assert [f.seq for f in frames] == list(range(1, len(frames) + 1))
+    assert {f.connection for f in frames} >= {1, 2}  # every dropped connection had sent frames
