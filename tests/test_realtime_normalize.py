@@ -26,7 +26,7 @@ def book(time: str) -> tuple[str, str, dict[str, str]]:
 
 
 def test_many_frames_of_any_form_become_one_frame_per_type_with_their_seq():
-    frames = [
+    frames: list[bytes | str | dict] = [
         orjson.dumps(frame(trade("090001", "+100"), book("090001"))),
         orjson.dumps(frame(trade("090002", "-99", "-3"))).decode(),
         frame(book("090003"), trade("090003", "100")),

@@ -119,6 +119,12 @@ async def next_event(rt: RealtimeSession) -> RawFrame | Gap:
     return await asyncio.wait_for(rt.__anext__(), 2)
 
 
+async def next_frame(rt: RealtimeSession) -> RawFrame:
+    event = await next_event(rt)
+    assert isinstance(event, RawFrame), event
+    return event
+
+
 async def until(predicate: Any, timeout: float = 2.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not predicate():
@@ -171,7 +177,7 @@ async def test_subscribing_150_items_sends_two_requests_and_a_reconnect_restores
         await rt.unsubscribe(items[:10], ["0D"])
         assert fake.requests[-1][1]["trnm"] == "REMOVE" and "refresh" not in fake.requests[-1][1]
         fake.current.push(REAL)
-        first = await next_event(rt)
+        first = await next_frame(rt)
         before = len(fake.requests)
         fake.current.drop()
         gap = await next_event(rt)
@@ -254,7 +260,7 @@ async def test_a_slow_consumer_gets_backpressure_not_a_growing_queue():
         await asyncio.sleep(0.02)
         assert rt.stats.queued == 5 and rt.stats.backpressure == 1
         assert fake.current.inbox.qsize() >= 40  # the socket is not being read
-        seqs = [(await next_event(rt)).seq for _ in range(50)]
+        seqs = [(await next_frame(rt)).seq for _ in range(50)]
         assert seqs == list(range(1, 51)) and rt.stats.max_queued == 5
 
 
@@ -265,7 +271,7 @@ async def test_a_malformed_frame_is_reported_and_the_session_goes_on():
         fake.current.push('{"trnm":"REAL","data":[{"ty', b"\xff\xfe", REAL)
         bad = await next_event(rt)
         assert isinstance(bad, RawFrame) and bad.trnm is None and "not JSON" in (bad.error or "")
-        assert (await next_event(rt)).error is not None
-        good = await next_event(rt)
+        assert (await next_frame(rt)).error is not None
+        good = await next_frame(rt)
         assert good.trnm == "REAL" and good.entries == 1 and good.seq == 3
         assert rt.stats.malformed == 2 and rt.stats.reconnects == 0
