@@ -81,3 +81,22 @@ def test_unknown_fids_warn_and_known_ones_pass_silently():
         schemas.normalize_realtime([frame(trade("090001", "+100"))])
     with pytest.warns(UnknownFieldWarning, match="99999"):
         schemas.normalize_realtime([frame(("0B", "005930", {"20": "090001", "99999": "1"}))])
+
+
+def test_compact_frames_take_the_fast_path_and_agree_with_the_general_one():
+    from schemas import realtime
+
+    batch = [frame(trade("090001", "+100"), book("090001")), frame(book("090002"), trade("090002", "-99"))]
+    compact = [orjson.dumps(f) for f in batch]
+    assert realtime._compact_entries(compact) is not None  # as Kiwoom and the simulator write frames
+    fast = schemas.normalize_realtime(compact, day=dt.date(2025, 12, 29))
+    general = schemas.normalize_realtime(batch, day=dt.date(2025, 12, 29))  # dicts: the nested reader
+    assert fast.keys() == general.keys() and all(fast[k].equals(general[k]) for k in fast)
+    # other layouts (spaces, keys in another order) fall back to the general reader
+    spaced = [orjson.dumps(f, option=orjson.OPT_INDENT_2) for f in batch]
+    reordered = [
+        b'{"trnm":"REAL","data":[{"type":"0B","values":{"20":"090001","10":"+100"},"item":"005930"}]}'
+    ]
+    assert realtime._compact_entries(spaced) is None and realtime._compact_entries(reordered) is None
+    assert schemas.normalize_realtime(spaced, day=dt.date(2025, 12, 29))["0D"].equals(general["0D"])
+    assert schemas.normalize_realtime(reordered)["0B"]["price"].to_list() == [100]
