@@ -28,6 +28,7 @@ from connectors.errors import (
     RateLimited,
     RequestRefused,
     ServerError,
+    UnknownApi,
     classify,
 )
 from connectors.ratelimit import RateLimiter, shared_limiter
@@ -105,6 +106,7 @@ class KiwoomClient:
     ) -> None:
         self.settings = settings
         self.stats = ClientStats()
+        self._paths: dict[str, str] = {}  # TR -> the path that worked, where the catalog has two
         self.limiter = limiter or shared_limiter(
             (settings.base_url, settings.app_key.fingerprint()), settings.limits
         )
@@ -166,7 +168,8 @@ class KiwoomClient:
         validate: bool = True,
     ) -> Page:
         """One TR call (a continuation page when ``next_key`` is given), retried on transient errors."""
-        path = check_query_tr(api_id)
+        path = self._paths.get(api_id, check_query_tr(api_id))
+        fallback = catalog().tr(api_id).path_fallback
         if validate:
             check_required(api_id, body)
         headers = {"api-id": api_id}
@@ -180,6 +183,11 @@ class KiwoomClient:
             try:
                 page = await self._once(api_id, path, headers, content, next_key)
             except KiwoomError as err:
+                if isinstance(err, UnknownApi) and fallback and api_id not in self._paths:
+                    # the path the vendor's spec gives is refused: use the reference's, once
+                    log.warning("%s: %s refused at %s; using %s from now on", api_id, err, path, fallback)
+                    self._paths[api_id] = fallback
+                    return await self.request(api_id, body, next_key=next_key, validate=False)
                 if isinstance(err, RateLimited):
                     self.stats.rejections += 1
                     self.limiter.rejected(api_id, err.scope)
