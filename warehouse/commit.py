@@ -36,6 +36,7 @@ from warehouse.coverage import Span, record_coverage, spans_of
 from warehouse.datasets import Dataset, dataset
 from warehouse.ledger import Run, open_run, record_write
 from warehouse.progress import Cursor, StreamPosition, record_cursor, record_position
+from warehouse.tables import atomic
 from warehouse.writer import conform, put_rows, sorted_arrow
 
 __all__ = ["Commit", "CommitResult", "Part", "Rows", "WriteResult", "prepare", "results", "transaction"]
@@ -128,7 +129,12 @@ def transaction(
     con: duckdb.DuckDBPyConnection, run: Run, parts: Sequence[Part], positions: Sequence[StreamPosition]
 ) -> list[int]:
     """Apply ``parts`` and ``positions`` in one transaction; the rows each part replaced."""
-    con.execute("BEGIN")
+    return atomic(con, lambda: _apply(con, run, parts, positions))
+
+
+def _apply(
+    con: duckdb.DuckDBPyConnection, run: Run, parts: Sequence[Part], positions: Sequence[StreamPosition]
+) -> list[int]:
     replaced = []
     for part in parts:
         replaced.append(put_rows(con, part.ds, part.rows, part.arrow, part.replace))
@@ -149,7 +155,6 @@ def transaction(
     open_run(con, run)
     for position in positions:
         record_position(con, position, run.id)
-    con.execute("COMMIT")
     return replaced
 
 

@@ -39,7 +39,7 @@ from warehouse.datasets import Dataset, dataset
 from warehouse.lake import LakeConfig, open_lake, retry_transaction
 from warehouse.ledger import Run, replace_run, runs_frame
 from warehouse.progress import Cursor, StreamPosition
-from warehouse.tables import create_meta, dataset_tables, ensure_table, sql_type
+from warehouse.tables import atomic, create_meta, dataset_tables, ensure_table, sql_type
 from warehouse.writer import conform
 
 __all__ = [
@@ -184,13 +184,7 @@ class Warehouse:
     def record_run(self, run: Run, status: str, summary: Mapping[str, Any] | None = None) -> None:
         """Open (status ``running``) or close (``ok``, ``failed``, ...) a run in ``meta.runs``."""
         con = self.con
-
-        def txn() -> None:
-            con.execute("BEGIN")
-            replace_run(con, run, status, summary)
-            con.execute("COMMIT")
-
-        retry_transaction(txn, con)
+        retry_transaction(lambda: atomic(con, lambda: replace_run(con, run, status, summary)), con)
 
     @_locked
     def runs(self, limit: int = 20) -> pl.DataFrame:

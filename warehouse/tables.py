@@ -17,7 +17,10 @@ themselves where noted); retrying on conflicts is the caller's business.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import duckdb
 import polars as pl
@@ -25,7 +28,19 @@ import polars as pl
 from warehouse.datasets import Dataset
 from warehouse.lake import LAKE, WarehouseError
 
-__all__ = ["META", "create_meta", "dataset_tables", "ensure_table", "ident", "now", "sql_type", "text"]
+__all__ = [
+    "META",
+    "atomic",
+    "create_meta",
+    "dataset_tables",
+    "ensure_table",
+    "ident",
+    "now",
+    "sql_type",
+    "text",
+]
+
+T = TypeVar("T")
 
 META: dict[str, dict[str, str]] = {
     "coverage": {
@@ -84,12 +99,12 @@ _META_COMMENTS = {
         "데이터와 같은 트랜잭션에서 커밋됨"
     ),
 }
-# Tables that change by a row or two per commit: their rows live in the catalog
-# (DuckLake data inlining) instead of one Parquet file per commit. A stream commits
-# every fraction of a second; a Parquet file per commit for its position would be
-# the small-files problem. (Inlined inserts into a SQLite catalog cost about
-# 0.35 ms per row, so only tiny tables qualify; see warehouse/commit.py.)
-_INLINED = {"stream_positions": 10}
+# Tables that change by a row or two per commit keep their rows in the catalog
+# (DuckLake data inlining, inserts of up to N rows) instead of a Parquet file per
+# commit: a stream commits its position and ledger row every fraction of a second.
+# Inlined inserts into a SQLite catalog cost about 0.35 ms per row, so only tiny
+# inserts qualify (see warehouse/commit.py); coverage merges rewrite many rows.
+_INLINED = {"stream_positions": 10, "writes": 10, "runs": 10, "cursors": 10}
 
 _SQL_TYPES: dict[type[pl.DataType], str] = {
     pl.String: "VARCHAR",
@@ -130,29 +145,30 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def atomic(con: duckdb.DuckDBPyConnection, body: Callable[[], T]) -> T:
+    """Run ``body`` between ``BEGIN`` and ``COMMIT``; roll back on any exception, not only DuckDB's.
+
+    A Python error inside (a refused frame, a bug, an interrupt) must not leave the
+    connection inside the transaction: the next statement would see its half.
+    """
+    con.execute("BEGIN")
+    try:
+        out = body()
+        con.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):  # a failed COMMIT already ended it
+            con.execute("ROLLBACK")
+        raise
+    return out
+
+
 def create_meta(con: duckdb.DuckDBPyConnection) -> None:
     """Create the ``meta`` tables that are missing (one transaction) and set their inlining options."""
     have = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'meta'", [LAKE]
     ).fetchone()
     if not have or have[0] != len(META):
-        con.execute("BEGIN")
-        con.execute("CREATE SCHEMA IF NOT EXISTS meta")
-        for table, cols in META.items():
-            body = ", ".join(f"{c} {t}" for c, t in cols.items())
-            con.execute(f"CREATE TABLE IF NOT EXISTS meta.{table} ({body})")
-        existing = {
-            r[0]: r[1]
-            for r in con.execute(
-                "SELECT table_name, comment FROM duckdb_tables() "
-                "WHERE database_name = ? AND schema_name = 'meta'",
-                [LAKE],
-            ).fetchall()
-        }
-        for table, comment in _META_COMMENTS.items():
-            if existing.get(table) != comment:
-                con.execute(f"COMMENT ON TABLE meta.{table} IS {text(comment)}")
-        con.execute("COMMIT")
+        atomic(con, lambda: _create_meta_tables(con))
     # an option cannot be set on a table created in the same transaction: set it after
     # (and again on the next open, if a crash came in between)
     options = dict(
@@ -170,6 +186,24 @@ def create_meta(con: duckdb.DuckDBPyConnection) -> None:
             )
 
 
+def _create_meta_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS meta")
+    for table, cols in META.items():
+        body = ", ".join(f"{c} {t}" for c, t in cols.items())
+        con.execute(f"CREATE TABLE IF NOT EXISTS meta.{table} ({body})")
+    existing = {
+        r[0]: r[1]
+        for r in con.execute(
+            "SELECT table_name, comment FROM duckdb_tables() "
+            "WHERE database_name = ? AND schema_name = 'meta'",
+            [LAKE],
+        ).fetchall()
+    }
+    for table, comment in _META_COMMENTS.items():
+        if existing.get(table) != comment:
+            con.execute(f"COMMENT ON TABLE meta.{table} IS {text(comment)}")
+
+
 def ensure_table(con: duckdb.DuckDBPyConnection, ds: Dataset) -> None:
     """Create the dataset's table (partitioned, commented), or add the columns the registry gained.
 
@@ -177,7 +211,10 @@ def ensure_table(con: duckdb.DuckDBPyConnection, ds: Dataset) -> None:
     process creates meanwhile is either visible here or makes this commit
     conflict (the caller retries).
     """
-    con.execute("BEGIN")
+    atomic(con, lambda: _ensure_table(con, ds))
+
+
+def _ensure_table(con: duckdb.DuckDBPyConnection, ds: Dataset) -> None:
     have = dict(
         con.execute(
             "SELECT column_name, data_type FROM duckdb_columns() "
@@ -194,16 +231,15 @@ def ensure_table(con: duckdb.DuckDBPyConnection, ds: Dataset) -> None:
         con.execute(f"COMMENT ON TABLE {table} IS {text(ds.description)}")
         for col, comment in ds.comments.items():
             con.execute(f"COMMENT ON COLUMN {table}.{ident(col)} IS {text(comment)}")
-    else:
-        for col, dtype in ds.schema.items():
-            want = sql_type(dtype)
-            if col not in have:
-                con.execute(f"ALTER TABLE {table} ADD COLUMN {ident(col)} {want}")
-            elif have[col].split("(")[0] != want.split("(")[0] and not (
-                have[col].startswith("TIMESTAMP WITH TIME ZONE") and want == "TIMESTAMPTZ"
-            ):
-                raise WarehouseError(f"{ds.name}.{col} is {have[col]} in the lake but {want} in the registry")
-    con.execute("COMMIT")
+        return
+    for col, dtype in ds.schema.items():
+        want = sql_type(dtype)
+        if col not in have:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {ident(col)} {want}")
+        elif have[col].split("(")[0] != want.split("(")[0] and not (
+            have[col].startswith("TIMESTAMP WITH TIME ZONE") and want == "TIMESTAMPTZ"
+        ):
+            raise WarehouseError(f"{ds.name}.{col} is {have[col]} in the lake but {want} in the registry")
 
 
 def dataset_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
