@@ -67,7 +67,12 @@ def test_records_round_trip_with_positions_and_sequence(tmp_path):
 def test_appends_are_buffered_and_durable_only_after_a_sync(tmp_path, monkeypatch):
     fsyncs: list[int] = []
     real_fsync = os.fsync
-    monkeypatch.setattr(ticklog.os, "fsync", lambda fd: fsyncs.append(fd) or real_fsync(fd))
+
+    def counted(fd: int) -> None:
+        fsyncs.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(ticklog.os, "fsync", counted)
     with TickLog(tmp_path, sync_interval=None) as log:
         opened = len(fsyncs)
         start = log.durable

@@ -9,7 +9,8 @@ conflicts), ``datasets`` (the registry), ``tables`` (table definitions and DDL),
 ``writer`` (checking frames, replacing keys), ``coverage`` (days fetched),
 ``progress`` (fetch cursors, stream log positions), ``ledger`` (runs and writes),
 ``commit`` (the transaction seam), ``reading``, ``maintenance``, ``ticklog`` (the
-durable log of realtime frames) and ``store`` (the ``Warehouse`` handle).
+durable log of realtime frames; ``ticklog_format``: its files) and ``store`` (the
+``Warehouse`` handle).
 """
 
 from warehouse.commit import Commit, CommitResult, Rows, WriteResult

@@ -1,13 +1,9 @@
 """The durable tick log: raw realtime frames appended to disk before anything else happens to them.
 
-Layout: a folder of segment files ``<segment:010d>.tick``, each a 16-byte header
-(magic, first sequence number) followed by records::
-
-    u32 length | u32 crc32 | u64 seq | i64 received_ns | payload (length bytes)
-
-The CRC covers the length, sequence number, receive time and payload. A
-``Position`` is ``(segment, byte offset)``; ``append`` returns the position just
-after its record, which is where a reader resumes once that record is committed.
+Layout (``warehouse.ticklog_format``): a folder of segment files, each a header
+and records of ``length | crc32 | seq | received_ns | payload``. A ``Position``
+is ``(segment, byte offset)``; ``append`` returns the position just after its
+record, which is where a reader resumes once that record is committed.
 
 Durability is group commit: appends go to a buffered file, and ``sync()`` (or the
 background flusher, every ``sync_interval`` seconds when something was appended)
@@ -28,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import struct
 import threading
 import time
 import warnings
@@ -36,9 +31,28 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, BinaryIO, NamedTuple
+from typing import IO
+
+from warehouse.ticklog_format import (
+    CHECKED,
+    HEADER,
+    HEADER_SIZE,
+    MAGIC,
+    MAX_RECORD,
+    RECORD,
+    RECORD_HEADER_SIZE,
+    Position,
+    Record,
+    Scan,
+    TickLogError,
+    read_records,
+    segment_path,
+)
+from warehouse.ticklog_format import segments as list_segments
 
 __all__ = [
+    "HEADER_SIZE",
+    "RECORD_HEADER_SIZE",
     "Position",
     "Record",
     "TickLog",
@@ -48,37 +62,9 @@ __all__ = [
     "read_records",
 ]
 
-MAGIC = b"KWHTICK1"
-_HEADER = struct.Struct("<8sQ")  # magic, first seq of the segment
-_RECORD = struct.Struct("<IIQq")  # length, crc32, seq, received_ns
-_CHECKED = struct.Struct("<IQq")  # what the crc32 covers before the payload: length, seq, received_ns
-HEADER_SIZE = _HEADER.size
-RECORD_HEADER_SIZE = _RECORD.size
-MAX_RECORD = 64 << 20  # a longer length field is damage, not a frame
-_SUFFIX = ".tick"
-
-
-class TickLogError(Exception):
-    """The log cannot be used: damaged, in use by another process, closed, or failing to sync."""
-
 
 class TornTailWarning(UserWarning):
     """The last segment ended in a partial or damaged record, which was cut off on open."""
-
-
-class Position(NamedTuple):
-    """A place in the log: ``offset`` bytes into segment ``segment``. Positions order as tuples."""
-
-    segment: int
-    offset: int
-
-
-class Record(NamedTuple):
-    seq: int
-    received_ns: int
-    payload: bytes
-    position: Position  # where the record starts
-    next: Position  # where the record after it starts: commit this to say "up to and including me"
 
 
 @dataclass(frozen=True)
@@ -89,95 +75,6 @@ class Truncation:
     offset: int  # the new end of the segment: after the last whole record
     dropped: int  # bytes removed
     reason: str
-
-
-def _segment_path(folder: Path, segment: int) -> Path:
-    return folder / f"{segment:010d}{_SUFFIX}"
-
-
-def _segments(folder: Path) -> list[int]:
-    out = []
-    for p in folder.glob(f"*{_SUFFIX}"):
-        with contextlib.suppress(ValueError):
-            out.append(int(p.name.removesuffix(_SUFFIX)))
-    return sorted(out)
-
-
-class _Scan:
-    """Records of one segment from an offset; stops at the end, at a partial record or at damage."""
-
-    def __init__(self, f: BinaryIO, segment: int, offset: int) -> None:
-        self.f = f
-        self.segment = segment
-        self.end = offset  # after the last whole record seen
-        self.problem: str | None = None  # why the scan stopped early, if it did
-        self.partial = False  # the problem is a record cut short (the live tail, or a torn one)
-        self.first_seq = 0
-        f.seek(0)
-        header = f.read(HEADER_SIZE)
-        if len(header) < HEADER_SIZE:
-            self.problem, self.partial, self.end = f"segment header cut short ({len(header)} bytes)", True, 0
-            return
-        magic, self.first_seq = _HEADER.unpack(header)
-        if magic != MAGIC:
-            self.problem, self.end = "not a tick log segment (bad magic)", 0
-            return
-        self.end = max(offset, HEADER_SIZE)
-        f.seek(self.end)
-
-    def __iter__(self) -> Iterator[Record]:
-        if self.problem is not None:
-            return
-        read, unpack, checked = self.f.read, _RECORD.unpack, _CHECKED.pack
-        while True:
-            head = read(RECORD_HEADER_SIZE)
-            if len(head) < RECORD_HEADER_SIZE:
-                if head:
-                    self.problem, self.partial = f"record header cut short ({len(head)} bytes)", True
-                return
-            length, crc, seq, received_ns = unpack(head)
-            if length > MAX_RECORD:
-                self.problem = f"record length {length} is not plausible"
-                return
-            payload = read(length)
-            if len(payload) < length:
-                self.problem, self.partial = f"record of {length} bytes cut short at {len(payload)}", True
-                return
-            if zlib.crc32(payload, zlib.crc32(checked(length, seq, received_ns))) != crc:
-                self.problem = f"checksum mismatch in record {seq}"
-                return
-            start = self.end
-            self.end = start + RECORD_HEADER_SIZE + length
-            yield Record(
-                seq, received_ns, payload, Position(self.segment, start), Position(self.segment, self.end)
-            )
-
-
-def read_records(
-    folder: str | Path, start: Position | None = None, stop: Position | None = None
-) -> Iterator[Record]:
-    """The records from ``start`` (default: the oldest kept) up to ``stop`` (exclusive; default: the end).
-
-    A partial record at the very end (one being written) ends the iteration; damage
-    anywhere else raises ``TickLogError``. Positions in deleted segments start at
-    the oldest segment kept.
-    """
-    folder = Path(folder)
-    start = start or Position(0, 0)
-    segments = [s for s in _segments(folder) if s >= start.segment]
-    for i, segment in enumerate(segments):
-        if stop is not None and segment > stop.segment:
-            return
-        offset = start.offset if segment == start.segment else 0
-        with open(_segment_path(folder, segment), "rb", buffering=1 << 20) as f:
-            scan = _Scan(f, segment, offset)
-            for record in scan:
-                if stop is not None and record.position >= stop:
-                    return
-                yield record
-            last = i == len(segments) - 1
-            if scan.problem is not None and not (scan.partial and last):
-                raise TickLogError(f"tick log {f.name}: {scan.problem} at byte {scan.end}")
 
 
 class TickLog:
@@ -230,14 +127,14 @@ class TickLog:
     # ------------------------------------------------------------------ opening
 
     def _open_tail(self) -> tuple[IO[bytes], int, int]:
-        segments = _segments(self.folder)
+        segments = list_segments(self.folder)
         if not segments:
             self._segment = 1
             return self._fresh_segment(0), HEADER_SIZE, 0
         self._segment = segments[-1]
-        path = _segment_path(self.folder, self._segment)
+        path = segment_path(self.folder, self._segment)
         with open(path, "rb", buffering=1 << 20) as f:
-            scan = _Scan(f, self._segment, 0)
+            scan = Scan(f, self._segment, 0)
             next_seq = scan.first_seq
             for record in scan:
                 next_seq = record.seq + 1
@@ -247,8 +144,8 @@ class TickLog:
                 raise TickLogError(f"tick log {path}: {scan.problem}")
             # a header cut short: the segment was being created when the process died
             if len(segments) > 1:
-                with open(_segment_path(self.folder, segments[-2]), "rb", buffering=1 << 20) as prev:
-                    for record in _Scan(prev, segments[-2], 0):
+                with open(segment_path(self.folder, segments[-2]), "rb", buffering=1 << 20) as prev:
+                    for record in Scan(prev, segments[-2], 0):
                         next_seq = record.seq + 1
             self._truncated(scan.end, size, scan.problem)
             path.unlink()
@@ -266,7 +163,7 @@ class TickLog:
         self.recovered = Truncation(self._segment, end, size - end, reason)
         warnings.warn(
             TornTailWarning(
-                f"tick log {_segment_path(self.folder, self._segment)}: torn tail, dropped "
+                f"tick log {segment_path(self.folder, self._segment)}: torn tail, dropped "
                 f"{size - end} bytes after byte {end} ({reason}); the log ends at the last whole record"
             ),
             stacklevel=3,
@@ -280,8 +177,8 @@ class TickLog:
         return f
 
     def _new_segment(self, segment: int, first_seq: int) -> IO[bytes]:
-        f = open(_segment_path(self.folder, segment), "xb", buffering=self._buffer_bytes)  # noqa: SIM115
-        f.write(_HEADER.pack(MAGIC, first_seq))
+        f = open(segment_path(self.folder, segment), "xb", buffering=self._buffer_bytes)  # noqa: SIM115
+        f.write(HEADER.pack(MAGIC, first_seq))
         self._dir_dirty = True
         return f
 
@@ -306,9 +203,9 @@ class TickLog:
             if self._closed or self._error is not None:
                 self._raise_state()
             seq = self.next_seq
-            crc = zlib.crc32(payload, zlib.crc32(_CHECKED.pack(length, seq, received_ns)))
+            crc = zlib.crc32(payload, zlib.crc32(CHECKED.pack(length, seq, received_ns)))
             write = self._file.write
-            write(_RECORD.pack(length, crc, seq, received_ns))
+            write(RECORD.pack(length, crc, seq, received_ns))
             write(payload)
             self.next_seq = seq + 1
             self._pos += RECORD_HEADER_SIZE + length
@@ -398,7 +295,7 @@ class TickLog:
         return read_records(self.folder, start, self.durable if stop is None else stop)
 
     def segments(self) -> list[int]:
-        return _segments(self.folder)
+        return list_segments(self.folder)
 
     def release(self, committed: Position) -> list[int]:
         """Delete the segments whose every record is before ``committed``; the segments deleted.
@@ -409,10 +306,10 @@ class TickLog:
         with self._write_lock:
             active = self._segment
         gone = []
-        for segment in _segments(self.folder):
+        for segment in list_segments(self.folder):
             if segment >= active:
                 break
-            path = _segment_path(self.folder, segment)
+            path = segment_path(self.folder, segment)
             whole = segment < committed.segment or (
                 segment == committed.segment and committed.offset >= path.stat().st_size
             )
