@@ -45,8 +45,8 @@ SATURATED_VOLUME = 4_294_967_295
 @dataclass(frozen=True)
 class Dataset:
     name: str
-    family: str  # stock_bars | sector_bars | gold_bars | investor | program | short | reference
-    style: str  # bars | series | intraday | snapshot | reference
+    family: str  # stock_bars | sector_bars | gold_bars | investor | program | short | reference | realtime
+    style: str  # bars | series | intraday | snapshot | reference | stream
     description: str
     sources: tuple[str, ...]  # TR ids, the first one the default
     schema: pl.Schema  # the contract, run_id included
@@ -569,6 +569,9 @@ def _registry() -> dict[str, Dataset]:
                 out[ds.name] = ds
     for spec in _SPECS:
         out[spec.name] = _tr_dataset(spec)
+    from warehouse.stream_datasets import stream_datasets  # it builds Dataset entries of this module
+
+    out |= {ds.name: ds for ds in stream_datasets()}
     return out
 
 

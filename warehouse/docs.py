@@ -18,6 +18,7 @@ _FAMILIES = {
     "program": "Program trading",
     "short": "Short selling and stock lending",
     "reference": "Reference lists",
+    "realtime": "Realtime (the streaming worker)",
 }
 
 
