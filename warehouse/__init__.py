@@ -18,7 +18,7 @@ from warehouse.coverage import Span, options_key
 from warehouse.datasets import BAR_DATASETS, Dataset, dataset, datasets, default_request
 from warehouse.lake import LakeConfig, WarehouseError
 from warehouse.ledger import Run
-from warehouse.progress import Cursor, StreamPosition
+from warehouse.progress import Cursor, StreamGap, StreamPosition
 from warehouse.store import Warehouse, connect
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "Rows",
     "Run",
     "Span",
+    "StreamGap",
     "StreamPosition",
     "Warehouse",
     "WarehouseError",

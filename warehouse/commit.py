@@ -35,7 +35,15 @@ import pyarrow as pa
 from warehouse.coverage import Span, record_coverage, spans_of
 from warehouse.datasets import Dataset, dataset
 from warehouse.ledger import Run, open_run, record_write
-from warehouse.progress import Cursor, StreamPosition, record_cursor, record_position
+from warehouse.progress import (
+    Cursor,
+    StreamGap,
+    StreamPosition,
+    mark_healed,
+    record_cursor,
+    record_gaps,
+    record_position,
+)
 from warehouse.tables import atomic
 from warehouse.writer import conform, put_rows, sorted_arrow
 
@@ -67,6 +75,8 @@ class Commit:
     run: Run
     rows: Sequence[Rows] = ()
     positions: Sequence[StreamPosition] = ()
+    gaps: Sequence[StreamGap] = ()  # stream gaps the committed log records reported
+    healed: Sequence[StreamGap] = ()  # recorded gaps these rows heal
 
 
 @dataclass(frozen=True)
@@ -126,14 +136,24 @@ def prepare(commit: Commit) -> list[Part]:
 
 
 def transaction(
-    con: duckdb.DuckDBPyConnection, run: Run, parts: Sequence[Part], positions: Sequence[StreamPosition]
+    con: duckdb.DuckDBPyConnection,
+    run: Run,
+    parts: Sequence[Part],
+    positions: Sequence[StreamPosition],
+    gaps: Sequence[StreamGap] = (),
+    healed: Sequence[StreamGap] = (),
 ) -> list[int]:
-    """Apply ``parts`` and ``positions`` in one transaction; the rows each part replaced."""
-    return atomic(con, lambda: _apply(con, run, parts, positions))
+    """Apply ``parts``, ``positions`` and gaps in one transaction; the rows each part replaced."""
+    return atomic(con, lambda: _apply(con, run, parts, positions, gaps, healed))
 
 
 def _apply(
-    con: duckdb.DuckDBPyConnection, run: Run, parts: Sequence[Part], positions: Sequence[StreamPosition]
+    con: duckdb.DuckDBPyConnection,
+    run: Run,
+    parts: Sequence[Part],
+    positions: Sequence[StreamPosition],
+    gaps: Sequence[StreamGap],
+    healed: Sequence[StreamGap],
 ) -> list[int]:
     replaced = []
     for part in parts:
@@ -153,6 +173,8 @@ def _apply(
             run.id,
         )
     open_run(con, run)
+    record_gaps(con, gaps, run.id)
+    mark_healed(con, healed, run.id)
     for position in positions:
         record_position(con, position, run.id)
     return replaced

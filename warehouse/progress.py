@@ -13,8 +13,9 @@ Both are written inside a transaction the caller opened (``warehouse.commit``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 import duckdb
 import polars as pl
@@ -25,10 +26,14 @@ from warehouse.tables import now
 
 __all__ = [
     "Cursor",
+    "StreamGap",
     "StreamPosition",
+    "mark_healed",
     "read_cursor",
     "record_cursor",
+    "record_gaps",
     "record_position",
+    "stream_gaps",
     "stream_position",
     "stream_positions",
 ]
@@ -124,3 +129,57 @@ def stream_positions(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
         "SELECT stream, log_segment, log_offset, run_id, committed_at "
         "FROM meta.stream_positions ORDER BY stream"
     ).pl()
+
+
+@dataclass(frozen=True)
+class StreamGap:
+    """A time ``stream`` received nothing for ``symbol``: a disconnect, a restart, a stopped worker.
+
+    ``end`` is ``None`` while the gap is still open (the session stopped for good).
+    Written with the rows committed after it, in the same transaction.
+    """
+
+    stream: str
+    symbol: str
+    start: datetime
+    end: datetime | None
+    reason: str
+
+
+def record_gaps(con: duckdb.DuckDBPyConnection, gaps: Sequence[StreamGap], run_id: str) -> None:
+    """Record ``gaps`` (a gap already recorded with the same stream, symbol and start is replaced)."""
+    for g in gaps:
+        con.execute(
+            "DELETE FROM meta.stream_gaps WHERE stream = ? AND symbol = ? AND start_ts = ?",
+            [g.stream, g.symbol, g.start],
+        )
+    if gaps:
+        con.executemany(
+            "INSERT INTO meta.stream_gaps VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
+            [[g.stream, g.symbol, g.start, g.end, g.reason, run_id, now()] for g in gaps],
+        )
+
+
+def stream_gaps(con: duckdb.DuckDBPyConnection, day: date | None = None) -> pl.DataFrame:
+    """Recorded gaps, oldest first; only those touching ``day`` (in Korea) when given."""
+    where, params = "", []
+    if day is not None:
+        where = (
+            "WHERE CAST(timezone('Asia/Seoul', start_ts) AS DATE) <= ? "
+            "AND CAST(timezone('Asia/Seoul', coalesce(end_ts, start_ts)) AS DATE) >= ?"
+        )
+        params = [day, day]
+    return con.execute(
+        "SELECT stream, symbol, start_ts, end_ts, reason, run_id, healed_run, recorded_at "
+        f"FROM meta.stream_gaps {where} ORDER BY start_ts, symbol",
+        params,
+    ).pl()
+
+
+def mark_healed(con: duckdb.DuckDBPyConnection, gaps: Sequence[StreamGap], run_id: str) -> None:
+    """Mark ``gaps`` healed by ``run_id`` (inside the transaction that inserted the healed rows)."""
+    for g in gaps:
+        con.execute(
+            "UPDATE meta.stream_gaps SET healed_run = ? WHERE stream = ? AND symbol = ? AND start_ts = ?",
+            [run_id, g.stream, g.symbol, g.start],
+        )

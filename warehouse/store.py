@@ -38,7 +38,7 @@ from warehouse.coverage import Span, options_key, spans_of
 from warehouse.datasets import Dataset, dataset
 from warehouse.lake import LakeConfig, open_lake, retry_transaction
 from warehouse.ledger import Run, replace_run, runs_frame
-from warehouse.progress import Cursor, StreamPosition
+from warehouse.progress import Cursor, StreamGap, StreamPosition
 from warehouse.tables import atomic, create_meta, dataset_tables, ensure_table, sql_type
 from warehouse.writer import conform
 
@@ -131,13 +131,20 @@ class Warehouse:
             wh.commit(Commit(run, rows=[Rows("stock_trades", trades)],
                              positions=[StreamPosition("realtime", segment, offset)]))
         """
-        return self._apply(commit.run, prepare(commit), commit.positions)
+        return self._apply(commit.run, prepare(commit), commit.positions, commit.gaps, commit.healed)
 
-    def _apply(self, run: Run, parts: Sequence[Part], positions: Sequence[StreamPosition]) -> CommitResult:
+    def _apply(
+        self,
+        run: Run,
+        parts: Sequence[Part],
+        positions: Sequence[StreamPosition],
+        gaps: Sequence[StreamGap] = (),
+        healed: Sequence[StreamGap] = (),
+    ) -> CommitResult:
         for part in parts:
             self.ensure(part.ds)
         con = self.con
-        replaced = retry_transaction(lambda: transaction(con, run, parts, positions), con)
+        replaced = retry_transaction(lambda: transaction(con, run, parts, positions, gaps, healed), con)
         return results(parts, replaced, positions)
 
     @_locked
@@ -177,6 +184,11 @@ class Warehouse:
     @_locked
     def stream_positions(self) -> pl.DataFrame:
         return _progress.stream_positions(self.con)
+
+    @_locked
+    def stream_gaps(self, day: date | None = None) -> pl.DataFrame:
+        """Recorded stream gaps (per symbol), those touching ``day`` when given."""
+        return _progress.stream_gaps(self.con, day)
 
     # ------------------------------------------------------------------ run ledger
 

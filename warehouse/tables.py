@@ -6,7 +6,8 @@ transactions as the data:
 - ``meta.coverage``: the days fetched per dataset, symbol and option set;
 - ``meta.writes`` and ``meta.runs``: the ledger (one row per write, one per run);
 - ``meta.cursors``: where an unfinished paged fetch stopped;
-- ``meta.stream_positions``: how far each stream's log is committed.
+- ``meta.stream_positions``: how far each stream's log is committed;
+- ``meta.stream_gaps``: when a stream was not receiving, per symbol, and whether it was healed.
 
 Dataset tables are created from the registry (``warehouse.datasets``), partitioned
 and commented, and gain the columns the registry adds later.
@@ -88,6 +89,16 @@ META: dict[str, dict[str, str]] = {
         "run_id": "VARCHAR",
         "committed_at": "TIMESTAMPTZ",
     },
+    "stream_gaps": {
+        "stream": "VARCHAR",
+        "symbol": "VARCHAR",
+        "start_ts": "TIMESTAMPTZ",
+        "end_ts": "TIMESTAMPTZ",
+        "reason": "VARCHAR",
+        "run_id": "VARCHAR",
+        "healed_run": "VARCHAR",
+        "recorded_at": "TIMESTAMPTZ",
+    },
 }
 _META_COMMENTS = {
     "coverage": "수집 범위: dataset, symbol, options(JSON) 별로 받아 둔 날짜 구간 (달력일, 양끝 포함)",
@@ -98,13 +109,17 @@ _META_COMMENTS = {
         "스트림 커밋 위치: 스트림마다 한 행, 로그의 (log_segment, log_offset) 앞까지의 레코드가 "
         "데이터와 같은 트랜잭션에서 커밋됨"
     ),
+    "stream_gaps": (
+        "스트림 공백: 연결이 끊기거나 워커가 멈춰 받지 못한 구간, 종목마다 한 행; "
+        "healed_run은 틱차트(ka10079)로 메운 실행"
+    ),
 }
 # Tables that change by a row or two per commit keep their rows in the catalog
 # (DuckLake data inlining, inserts of up to N rows) instead of a Parquet file per
 # commit: a stream commits its position and ledger row every fraction of a second.
 # Inlined inserts into a SQLite catalog cost about 0.35 ms per row, so only tiny
 # inserts qualify (see warehouse/commit.py); coverage merges rewrite many rows.
-_INLINED = {"stream_positions": 10, "writes": 10, "runs": 10, "cursors": 10}
+_INLINED = {"stream_positions": 10, "writes": 10, "runs": 10, "cursors": 10}  # gaps: 1 row per symbol
 
 _SQL_TYPES: dict[type[pl.DataType], str] = {
     pl.String: "VARCHAR",
