@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 import schemas
-from flows import lake_cmds, run_cmds
+from flows import lake_cmds, run_cmds, stream_cmds
 from schemas.catalog import TR, Field
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ console = Console()
 
 lake_cmds.register(app)
 run_cmds.register(app)
+stream_cmds.register(app)
 
 _TR_ID = re.compile(r"^(au|ka|kt)\d{5}$|^[0-9][0-9A-Za-z]$")
 
