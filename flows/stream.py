@@ -104,10 +104,25 @@ class _CommitLoop(threading.Thread):
             self.error = exc
 
 
-def _restart_gap(wh: Warehouse, now: datetime, day: date | None) -> datetime | None:
-    """Since when today's session went unrecorded: the last frame stored today, or the open."""
-    if day is not None:  # a replayed session: only disconnects, reported by the session, are gaps
-        return None
+def _last_stored(wh: Warehouse, day: date, column: str) -> datetime | None:
+    last = None
+    for name in ("stock_trades", "stock_orderbook"):
+        if name in wh.tables():
+            got = wh.sql(f"SELECT max({column}) AS t FROM {name} WHERE date = ?", [day])["t"][0]
+            last = got if last is None or (got is not None and got > last) else last
+    return last
+
+
+def _restart_gap(wh: Warehouse, now: datetime, day: date | None) -> tuple[datetime, datetime | None] | None:
+    """The part of today's session nobody recorded before this start: (from, to), or None.
+
+    Live: from the last frame stored today (or the open) to now. A replayed session
+    (``day``) runs on the simulator's clock, not ours: from the last trade stored for
+    that day, left open; the heal fills it from the tick chart.
+    """
+    if day is not None:
+        last = _last_stored(wh, day, "ts")
+        return (last, None) if last is not None else None
     today = now.astimezone(KST).date()
     if not is_trading_day(today):
         return None
@@ -115,13 +130,9 @@ def _restart_gap(wh: Warehouse, now: datetime, day: date | None) -> datetime | N
     closed = datetime(today.year, today.month, today.day, *SESSION_CLOSE, tzinfo=KST)
     if not opened < now <= closed + timedelta(minutes=10):
         return None
-    last = None
-    for name in ("stock_trades", "stock_orderbook"):
-        if name in wh.tables():
-            got = wh.sql(f"SELECT max(received_at) AS t FROM {name} WHERE date = ?", [today])["t"][0]
-            last = got if last is None or (got is not None and got > last) else last
+    last = _last_stored(wh, today, "received_at")
     start = max(last, opened) if last is not None else opened
-    return start if (now - start) > timedelta(seconds=2) else None
+    return (start, now) if (now - start) > timedelta(seconds=2) else None
 
 
 async def run_stream(
@@ -190,11 +201,11 @@ async def _receive(
     symbols = list(cfg.symbols)
     await rt.start()
     await rt.subscribe(symbols, list(cfg.types))
-    since = _restart_gap(wh, clock(), cfg.day)
-    if since is not None:
-        now_ns = time.time_ns()
+    missed = _restart_gap(wh, clock(), cfg.day)
+    if missed is not None:
+        start, end = missed
         tick_log.append(
-            gap_record(int(since.timestamp() * 1e9), now_ns, "worker not running", symbols), now_ns
+            gap_record(_ns(start), _ns(end) if end else None, "worker not running", symbols), time.time_ns()
         )
     watcher = asyncio.create_task(_watch(rt, stop, cfg.until, loop, clock))
     last_report = 0.0
@@ -219,6 +230,10 @@ async def _receive(
             await watcher
     if loop.error is not None:
         raise RuntimeError(f"the committer failed: {loop.error}") from loop.error
+
+
+def _ns(at: datetime) -> int:
+    return int(at.timestamp()) * 1_000_000_000 + at.microsecond * 1_000
 
 
 async def _watch(
