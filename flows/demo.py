@@ -4,8 +4,10 @@ Starts the simulator on a free loopback port (a subprocess, as a user would),
 refreshes the universe, backfills daily bars of 20 stocks over 3 years,
 1-minute bars of 5 of them over their last 5 trading days, sector and gold
 daily bars, an investor, a program-trading and the short-selling dataset for
-those stocks, all through the Prefect flows; then prints ``kwh status`` and a
-query, and stops the simulator. A second run fetches nothing new.
+those stocks, all through the Prefect flows; then streams the last trading
+day's realtime trades and order book of 5 stocks for a few seconds (the
+simulator replays that session at 600x), prints ``kwh status`` and queries,
+and stops the simulator. A second run fetches nothing new.
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ DEMO_STOCKS = 20
 MINUTE_STOCKS = 5
 SECTORS = "001,101"
 GOLD = "M04020000"
+STREAM_SECONDS = 8.0
+STREAM_SQL = """
+SELECT symbol, count(*) AS trades, min(ts)::TIME AS first, max(ts)::TIME AS last,
+       round(sum(price * size) / sum(size)) AS vwap, max(cum_volume) AS volume, sum(side = 1) AS buys
+FROM stock_trades GROUP BY ALL ORDER BY symbol
+""".strip()
 SAMPLE_SQL = """
 SELECT b.symbol, l.name, count(*) AS days, min(b.date) AS first, max(b.date) AS last,
        round(avg(b.close)) AS avg_close, round(sum(b.turnover) / 1e12, 2) AS turnover_trn_won
@@ -49,9 +57,14 @@ def _die_with_parent() -> None:
 
 
 @contextlib.contextmanager
-def simulator(port: int) -> Iterator[str]:
-    """``kwh sim`` as a subprocess; yields its base URL and stops it afterwards."""
+def simulator(port: int, replay_day: date | None = None) -> Iterator[str]:
+    """``kwh sim`` as a subprocess; yields its base URL and stops it afterwards.
+
+    ``replay_day``: its WebSocket replays that day's session at 600x from the first REG.
+    """
     cmd = [sys.executable, "-c", "from flows.cli import main; main()", "sim", "--port", str(port)]
+    if replay_day is not None:
+        cmd += ["--ws-mode", "replay", "--ws-day", replay_day.isoformat(), "--ws-speed", "600"]
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_die_with_parent
     )
@@ -87,6 +100,29 @@ def _demo_stocks(warehouse: Path | None) -> list[str]:
     return picked[:DEMO_STOCKS]
 
 
+def _stream(url: str, warehouse: Path | None, stocks: list[str], day: date) -> bool:
+    """``kwh stream`` in-process for ``STREAM_SECONDS``; whether it completed."""
+    import asyncio
+
+    from connectors import Settings
+    from flows.stream import StreamConfig, run_stream
+
+    async def go() -> Any:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(STREAM_SECONDS, stop.set)
+        with Warehouse(LakeConfig.load(warehouse)) as wh:
+            return await run_stream(Settings.load(base_url=url), wh, StreamConfig(stocks, day=day), stop=stop)
+
+    summary = asyncio.run(go())
+    c = summary.committer
+    console.print(
+        f"stream {summary.status}: {summary.session.get('entries', 0)} entries received, "
+        f"{c.get('records', 0)} log records committed, rows {c.get('rows', {})}"
+        + (f"; {summary.error}" if summary.error else "")
+    )
+    return bool(summary.status == "completed")
+
+
 def run_demo(warehouse: Path | None, port: int) -> int:
     from flows import pipeline
     from flows.ingest import complete_through
@@ -98,7 +134,7 @@ def run_demo(warehouse: Path | None, port: int) -> int:
     five_days = cal.trading_days(last - timedelta(days=14), last)[-5]
     lake = str(warehouse) if warehouse else None
     failed = False
-    with simulator(port) as url:
+    with simulator(port, replay_day=last) as url:
         console.rule(f"simulator on {url}; warehouse {LakeConfig.load(warehouse).root}")
         result = _run_flow(pipeline.refresh_universe, base_url=url, warehouse=lake)
         _print_summary(result)
@@ -139,6 +175,8 @@ def run_demo(warehouse: Path | None, port: int) -> int:
             result = _run_flow(pipeline.backfill, base_url=url, warehouse=lake, **params)
             _print_summary(result)
             failed |= result["status"] != "ok"
+        console.rule(f"realtime: {last}'s session replayed at 600x, {len(minute_stocks)} stocks, 0B + 0D")
+        failed |= not _stream(url, warehouse, minute_stocks, last)
     console.rule("kwh status")
     show_status(Warehouse(LakeConfig.load(warehouse)))
     console.rule('a query: kwh sql "..."')
@@ -146,6 +184,12 @@ def run_demo(warehouse: Path | None, port: int) -> int:
     con = connect(read_only=True, warehouse=warehouse)
     try:
         console.print(frame_table(con.sql(SAMPLE_SQL).pl()))
+    finally:
+        con.close()
+    con = connect(read_only=True, warehouse=warehouse)
+    try:
+        console.print(STREAM_SQL, highlight=False)
+        console.print(frame_table(con.sql(STREAM_SQL).pl()))
     finally:
         con.close()
     console.print(

@@ -16,7 +16,8 @@ from rich.table import Table
 
 from warehouse import LakeConfig, Warehouse, WarehouseError, connect
 
-console = Console()
+# piped output (`make demo | tee`) gets a wide table instead of rich's 80 columns
+console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 WarehouseOpt = Annotated[
@@ -146,3 +147,19 @@ def show_status(wh: Warehouse, n_gaps: int = 20, n_runs: int = 10) -> None:
                     title=f"{gaps.height} gaps, {total} trading days missing inside covered stretches",
                 )
             )
+        _show_streams(wh)
+
+
+def _show_streams(wh: Warehouse) -> None:
+    from flows.stream import stream_status
+
+    streams, open_gaps = stream_status(wh)
+    if streams.is_empty():
+        return
+    streams = streams.with_columns(
+        pl.col("committed_at").dt.convert_time_zone("Asia/Seoul").dt.strftime("%F %T")
+    )
+    console.print(frame_table(streams, title="realtime streams (kwh stream)"))
+    if not open_gaps.is_empty():
+        shown = open_gaps.select("stream", "symbol", "start_ts", "end_ts", "reason").head(20)
+        console.print(frame_table(shown, title=f"{open_gaps.height} stream gaps not healed yet"))

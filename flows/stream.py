@@ -29,13 +29,15 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from connectors import Gap, RawFrame, RealtimeSession, Settings
 from schemas.calendar import KST, is_trading_day
 from warehouse import Run, Warehouse
 from warehouse.stream_commit import StreamCommitter, gap_record
 from warehouse.ticklog import TickLog
 
-__all__ = ["StreamConfig", "StreamSummary", "log_folder", "run_stream"]
+__all__ = ["StreamConfig", "StreamSummary", "log_folder", "run_stream", "stream_status", "write_status"]
 
 log = logging.getLogger(__name__)
 SESSION_OPEN = (9, 0)
@@ -256,3 +258,39 @@ def write_status(folder: Path, summary: StreamSummary) -> None:
     tmp = folder / "status.json.tmp"
     tmp.write_text(json.dumps({**summary.as_dict(), "updated": datetime.now(KST).isoformat()}, default=str))
     tmp.replace(folder / "status.json")
+
+
+def stream_status(wh: Warehouse) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(one row per stream: committed position and, while a worker runs, its counters; unhealed gaps)."""
+    rows = []
+    positions = wh.stream_positions()
+    for stream, segment, offset, _run, committed in positions.iter_rows():
+        status_file = log_folder(wh, stream) / "status.json"
+        live: dict[str, Any] = {}
+        if status_file.exists():
+            live = json.loads(status_file.read_text())
+        updated = datetime.fromisoformat(live["updated"]) if "updated" in live else None
+        running = (
+            live.get("status") == "running"
+            and updated is not None
+            and (datetime.now(KST) - updated < timedelta(seconds=10))
+        )
+        session, committer = live.get("session", {}), live.get("committer", {})
+        rows.append(
+            {
+                "stream": stream,
+                "state": "running" if running else live.get("status", "stopped"),
+                "committed_at": committed,
+                "log_position": f"{segment}:{offset}",
+                "frames": session.get("frames"),
+                "entries": session.get("entries"),
+                "reconnects": session.get("reconnects"),
+                "log_lag": (live.get("log_records", 0) or 0) - (committer.get("records", 0) or 0)
+                if running
+                else None,
+                "commit_lag_s": committer.get("commit_lag_s") if running else None,
+                "rows": json.dumps(committer.get("rows", {})) if committer else None,
+            }
+        )
+    gaps = wh.stream_gaps().filter(pl.col("healed_run").is_null()) if positions.height else pl.DataFrame()
+    return pl.DataFrame(rows), gaps
