@@ -31,7 +31,7 @@ DAY_FINAL_AT = time(18, 0)
 _PAGE_ROWS = {"tick": 900, "minute": 900, "bars": 600, "series": 100, "intraday": 100}
 _ROWS_PER_DAY = {
     "tick": 2000.0,
-    "minute": 390.0,
+    "minute": 381.0,  # 09:01 .. 15:20 and the closing auction's 15:30 bar (none 15:21-15:29)
     "daily": 1.0,
     "weekly": 0.2,
     "monthly": 1 / 21,

@@ -165,7 +165,11 @@ def test_estimate_pages_follows_rows_per_page():
     minute = Job(
         "stock_bars_minute", "ka10080", "005930", {"tic_scope": "1"}, date(2025, 12, 22), date(2025, 12, 30)
     )
-    assert estimate_pages(minute) == 3  # 6 days x 390 bars, 900 a page
+    assert estimate_pages(minute) == 3  # 6 days x 381 bars, 900 a page
+    week = Job(
+        "stock_bars_minute", "ka10080", "005930", {"tic_scope": "1"}, date(2025, 12, 19), date(2025, 12, 30)
+    )
+    assert estimate_pages(week) == 3  # 7 days x 381 bars = 2667 (at 390 a day it would be 4 pages)
     ranking = Job("program_net_buying_top50", "ka90003", None, {}, date(2025, 12, 30), date(2025, 12, 30))
     assert estimate_pages(ranking) == 1
 
