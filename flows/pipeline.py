@@ -22,6 +22,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.futures import as_completed
 
 from connectors import ClientStats, KiwoomClient, Settings
+from flows.heal import heal_gaps
 from flows.ingest import Job, complete_through, plan, run_job
 from flows.symbols import resolve_symbols
 from schemas import calendar as cal
@@ -82,6 +83,7 @@ class Summary:
     rows: Counter[str] = field(default_factory=Counter)
     jobs: int = 0
     failed: list[str] = field(default_factory=list)
+    healed: dict[str, Any] | None = None  # the daily flow's heal of stream gaps (flows.heal)
 
     def add_stats(self, stats: ClientStats) -> None:
         self.requests += stats.requests
@@ -107,7 +109,7 @@ class Summary:
             "rows": dict(self.rows),
             "failed": list(self.failed),
             "seconds": round(seconds, 2),
-        }
+        } | ({"healed": self.healed} if self.healed is not None else {})
 
 
 def _report(done: int, total: int, label: str) -> None:
@@ -138,6 +140,35 @@ def fetch_batch(
     # a retry (run_count > 1) skips what an earlier attempt already landed
     todo = [j for j in jobs if _still_missing(wh, j, now)] if task_run.run_count > 1 else list(jobs)
     return asyncio.run(_run_jobs(target, todo, run, now))
+
+
+@task(retries=1, retry_delay_seconds=[10], task_run_name="heal stream gaps {day}")
+def heal_stream_gaps(target: Target, run: Run, day: date, now: datetime | None = None) -> dict[str, Any]:
+    """Insert the trades the stream missed in ``day``'s recorded gaps from the tick chart (flows.heal)."""
+
+    async def go() -> dict[str, Any]:
+        async with KiwoomClient(target.settings()) as client:
+            return (await heal_gaps(client, target.lake(), day, run=run, now=now)).as_dict()
+
+    return asyncio.run(go())
+
+
+def _heal(target: Target, wh: Warehouse, run: Run, summary: Summary, now: datetime | None) -> None:
+    """Heal today's unhealed stream gaps (ka10079 serves only the current day), if anything streams."""
+    day = cal.to_kst(now or datetime.now(cal.KST)).date()
+    if (
+        "stock_trades" not in wh.tables()
+        or wh.stream_gaps(day).filter(pl.col("healed_run").is_null()).is_empty()
+    ):
+        return
+    try:
+        summary.healed = heal_stream_gaps(target, run, day, now)
+    except Exception as exc:  # a symbol the tick chart contradicts: the others are healed, the run fails
+        get_run_logger().error("healing stream gaps of %s failed: %s", day, exc)
+        result = getattr(exc, "result", None)
+        summary.healed = result.as_dict() if result is not None else {"day": str(day), "error": str(exc)}
+        summary.failed.append(f"heal stream gaps {day}")
+    summary.rows["stock_trades"] += int(summary.healed.get("rows", 0))
 
 
 def _still_missing(wh: Warehouse, job: Job, now: datetime | None) -> bool:
@@ -310,6 +341,7 @@ def daily(
     """The incremental load after the close: each dataset from its coverage up to the last final day.
 
     Symbols with no coverage yet start ``lookback_days`` back. Running it twice does no extra work.
+    Then today's unhealed stream gaps are healed from the tick chart (when ``stock_trades`` exists).
     """
     started = time.monotonic()
     target = Target(base_url, host, warehouse)
@@ -332,6 +364,7 @@ def daily(
             if first <= last:
                 jobs += plan(wh, name, [symbol], first, last, None, now=now)
     summary = _execute(target, jobs, run, now)
+    _heal(target, wh, run, summary, now)
     return _finish(wh, run, summary, started, "daily")
 
 
