@@ -10,6 +10,8 @@ from datetime import date, datetime, time
 from typing import Annotated
 
 import typer
+from rich.live import Live
+from rich.text import Text
 
 from connectors import KiwoomError, RealtimeSession, RetryPolicy, Settings
 from flows.lake_cmds import WarehouseOpt, console, fail
@@ -47,6 +49,19 @@ def _symbols(wh: Warehouse, text: str) -> list[str]:
         return resolve_symbols(wh, dataset("stock_trades"), text)
     except (KeyError, ValueError) as exc:
         raise fail(str(exc).strip("'\""), 2) from None
+
+
+def _line(s: StreamSummary) -> str:
+    """The progress line: what arrived, what is committed, how far behind."""
+    sess, com = s.session, s.committer
+    rows = ", ".join(f"{k} {v}" for k, v in com.get("rows", {}).items()) or "no rows yet"
+    behind = s.log_records - com.get("records", 0) - s.replayed
+    return (
+        f"{sess.get('frames', 0)} frames, {sess.get('entries', 0)} entries | committed: {rows} | "
+        f"log lag {behind} records, commit lag {com.get('commit_lag_s', 0):.2f}s | "
+        f"reconnects {sess.get('reconnects', 0)}, gaps {com.get('gaps', 0)}, "
+        f"rejected {com.get('rejected', 0)}"
+    )
 
 
 def _show(summary: StreamSummary) -> None:
@@ -139,9 +154,13 @@ def _run(settings: Settings, wh: Warehouse, cfg: StreamConfig, retries: int) -> 
             loop.add_signal_handler(sig, on_signal)
         session = RealtimeSession(settings, retry=RetryPolicy.from_settings(settings, max_retries=retries))
         console.print(f"streaming {len(cfg.symbols)} symbols x {', '.join(cfg.types)} into {wh.config.root}")
-        return await run_stream(
-            settings, wh, cfg, stop=stop, session=session, progress=lambda s: write_status(folder, s)
-        )
+        with Live(Text("connecting ..."), console=console, refresh_per_second=2, transient=True) as live:
+
+            def progress(s: StreamSummary) -> None:
+                write_status(folder, s)
+                live.update(Text(_line(s)))
+
+            return await run_stream(settings, wh, cfg, stop=stop, session=session, progress=progress)
 
     logging.getLogger("connectors").setLevel(logging.WARNING)
     try:
