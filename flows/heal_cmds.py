@@ -23,7 +23,9 @@ def _day(text: str) -> date:
 
 
 def verify_cmd(
-    day: Annotated[str, typer.Argument(help="the trading day, YYYY-MM-DD", show_default=False)],
+    day: Annotated[
+        str, typer.Argument(metavar="DATE", help="the trading day, YYYY-MM-DD", show_default=False)
+    ],
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Reconcile a day's trades per symbol: stored sizes vs the daily bar's volume, gaps healed.
