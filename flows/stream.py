@@ -106,6 +106,19 @@ class _CommitLoop(threading.Thread):
             self.error = exc
 
 
+def _close_days(wh: Warehouse, run: Run) -> dict[str, int]:
+    """The days this run wrote, each rewritten sorted by symbol and time; then small files merged.
+
+    Expiry keeps a week of snapshots, so a reader's open snapshot is never cut off.
+    """
+    sorted_rows = 0
+    for name in ("stock_trades", "stock_orderbook"):
+        if name in wh.tables():
+            days = wh.sql(f"SELECT DISTINCT date FROM {name} WHERE run_id = ?", [run.id])["date"]
+            sorted_rows += sum(wh.sort_day(name, d) for d in days)
+    return {"rows_sorted": sorted_rows, **wh.compact(timedelta(days=7))}
+
+
 def _last_stored(wh: Warehouse, day: date, column: str) -> datetime | None:
     last = None
     for name in ("stock_trades", "stock_orderbook"):
@@ -179,8 +192,7 @@ async def run_stream(
                 summary.status, summary.error = "failed", f"commit: {type(loop.error).__name__}: {loop.error}"
             await asyncio.to_thread(committer.drain)  # everything that reached the log
             if committer.stats.commits:
-                # the micro-batches' small files, merged (expiry keeps a week of snapshots for readers)
-                summary.compacted = await asyncio.to_thread(wh.compact, timedelta(days=7))
+                summary.compacted = await asyncio.to_thread(_close_days, wh, run)
             summary.log_records = tick_log.next_seq
             summary.log_lag = 0 if not committer.pending() else -1
             summary.committer = committer.stats.as_dict()

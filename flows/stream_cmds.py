@@ -14,6 +14,7 @@ from rich.live import Live
 from rich.text import Text
 
 from connectors import KiwoomError, RealtimeSession, RetryPolicy, Settings
+from flows import heal_cmds
 from flows.lake_cmds import WarehouseOpt, console, fail
 from flows.run_cmds import BaseUrlOpt, HostOpt, _settings
 from flows.stream import StreamConfig, StreamSummary, log_folder, run_stream, write_status
@@ -22,6 +23,7 @@ from warehouse import Warehouse, WarehouseError, dataset
 from warehouse.ticklog import TickLogError
 
 stream_app = typer.Typer()
+heal_cmds.register(stream_app)  # kwh stream verify DATE
 _TYPES = ("0B", "0D")
 
 

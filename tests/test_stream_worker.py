@@ -110,8 +110,12 @@ def test_everything_the_simulator_sent_is_stored_once_and_matches_the_tick_chart
         assert trades["cum_volume"].to_list() == list(pl.Series([t.volume for t in expected]).cum_sum())
         assert all(ts.date() == DAY for ts in trades["ts"])
     positions = con.execute("SELECT count(*) FROM meta.stream_positions").fetchone()
+    # at the stop the day was rewritten sorted: one file, in symbol and time order
+    files = con.execute("SELECT count(*) FROM ducklake_list_files('lake', 'stock_trades')").fetchone()
+    order = con.execute("SELECT symbol, ts FROM stock_trades").fetchall()
     con.close()
     assert positions == (1,)
+    assert files == (1,) and order == sorted(order)
     assert summary.committer["rejected"] == 0
     assert summary.session["entries"] == sum(n for kinds in by_item.values() for n in kinds.values())
 

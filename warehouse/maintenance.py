@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import duckdb
 
 from warehouse.lake import LAKE
-from warehouse.tables import now
+from warehouse.tables import atomic, now
 
-__all__ = ["compact", "file_count"]
+__all__ = ["compact", "file_count", "sort_day"]
 
 
 def compact(
@@ -50,3 +50,33 @@ def file_count(con: duckdb.DuckDBPyConnection) -> int:
     """Data files in the lake (all tables)."""
     row = con.execute(f"SELECT coalesce(sum(file_count), 0) FROM ducklake_table_info('{LAKE}')").fetchone()
     return int(row[0]) if row else 0
+
+
+def sort_day(con: duckdb.DuckDBPyConnection, table: str, day: date, order: tuple[str, ...]) -> int:
+    """Rewrite one day of ``table`` (a ``date`` column) as rows sorted by ``order``, in one transaction.
+
+    The day's many small micro-batch files become files in ``order`` whose statistics
+    prune symbol and time ranges; readers see the day before or after, never half.
+    The old files are only marked deleted: ``compact`` removes them once expired.
+    """
+    keys = ", ".join(order)
+    source = f"{LAKE}.{table}"
+    # one transaction writes one database: the sorted copy is made first, outside it
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _day AS SELECT * FROM {source} WHERE date = ? ORDER BY {keys}", [day]
+    )
+
+    def rewrite() -> int:
+        copied = con.execute("SELECT count(*) FROM _day").fetchone()
+        now_there = con.execute(f"SELECT count(*) FROM {source} WHERE date = ?", [day]).fetchone()
+        if copied != now_there:  # rows came in since the copy: never delete what was not copied
+            # "Transaction conflict": retry_transaction runs the whole sort again, copy included
+            raise duckdb.TransactionException(f"Transaction conflict: {table} {day} changed while sorting")
+        con.execute(f"DELETE FROM {source} WHERE date = ?", [day])
+        con.execute(f"INSERT INTO {source} SELECT * FROM _day ORDER BY {keys}")
+        return int(copied[0]) if copied else 0
+
+    try:
+        return atomic(con, rewrite)
+    finally:
+        con.execute("DROP TABLE IF EXISTS _day")

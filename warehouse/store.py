@@ -258,6 +258,14 @@ class Warehouse:
         """
         return maintenance.compact(self.con, older_than, dry_run)
 
+    @_locked
+    def sort_day(self, name: str, day: date) -> int:
+        """Rewrite ``day`` of dataset ``name`` sorted by its symbol and time (a stream's day at the close)."""
+        ds = dataset(name)
+        order = tuple(c for c in (ds.symbol, ds.time) if c)
+        con = self.con
+        return int(retry_transaction(lambda: maintenance.sort_day(con, ds.name, day, order), con))
+
 
 def connect(
     read_only: bool = True,
