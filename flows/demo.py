@@ -33,7 +33,8 @@ SECTORS = "001,101"
 GOLD = "M04020000"
 STREAM_SECONDS = 8.0
 STREAM_SQL = """
-SELECT symbol, count(*) AS trades, min(ts)::TIME AS first, max(ts)::TIME AS last,
+SELECT symbol, count(*) AS trades,
+       min(ts AT TIME ZONE 'Asia/Seoul')::TIME AS first, max(ts AT TIME ZONE 'Asia/Seoul')::TIME AS last,
        round(sum(price * size) / sum(size)) AS vwap, max(cum_volume) AS volume, sum(side = 1) AS buys
 FROM stock_trades GROUP BY ALL ORDER BY symbol
 """.strip()
