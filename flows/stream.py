@@ -198,6 +198,7 @@ async def run_stream(
             summary.committer = committer.stats.as_dict()
             summary.seconds = round(time.monotonic() - started, 3)
             wh.record_run(run, summary.status, summary.as_dict())
+            write_status(folder, summary)  # what `kwh status` shows of a stopped stream
     return summary
 
 
