@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from schemas.kinds import Kind
 
-__all__ = ["CANONICAL_REALTIME", "DECIMALS", "INVESTOR_COLUMNS", "KIND_OVERRIDES"]
+__all__ = [
+    "CANONICAL_REALTIME",
+    "DECIMALS",
+    "INVESTOR_COLUMNS",
+    "KIND_OVERRIDES",
+    "LENDING_RATIOS",
+    "PROGRAM_TREND",
+]
 
 # Investor-by-type columns, as each TR lists them.
 INVESTOR_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -32,6 +39,18 @@ INVESTOR_COLUMNS: dict[str, tuple[str, ...]] = {
         "bank", "penfnd_etc", "samo_fund", "natn", "etc_corp",
     ),
 }  # fmt: skip
+
+# ka90007's program-trading columns: arbitrage, non-arbitrage and all, the day's and cumulative.
+PROGRAM_TREND = (
+    "dfrt_trde_tdy",
+    "dfrt_trde_acc",
+    "ndiffpro_trde_tdy",
+    "ndiffpro_trde_acc",
+    "all_tdy",
+    "all_acc",
+)
+# ka10069's four ratios of the top-10 lending stocks to the market
+LENDING_RATIOS = ("dbrt_trde_cntrcnt_rt", "dbrt_trde_rpy_rt", "rmnd_rt", "remn_amt_rt")
 
 # Kinds the name/label rules get wrong, reviewed.  Key: (TR or "*", field).
 KIND_OVERRIDES: dict[tuple[str, str], Kind] = {
@@ -74,17 +93,7 @@ KIND_OVERRIDES: dict[tuple[str, str], Kind] = {
             "all_buy",
         )
     },
-    **{
-        ("ka90007", name): Kind.SIGNED
-        for name in (
-            "dfrt_trde_tdy",
-            "dfrt_trde_acc",
-            "ndiffpro_trde_tdy",
-            "ndiffpro_trde_acc",
-            "all_tdy",
-            "all_acc",
-        )
-    },
+    **{("ka90007", name): Kind.SIGNED for name in PROGRAM_TREND},
     ("ka90007", "kospi200"): Kind.RATE,
     # program trading by stock: repaid lending and balance totals, share counts
     **{
@@ -127,10 +136,7 @@ KIND_OVERRIDES: dict[tuple[str, str], Kind] = {
     ("ka40003", "trace_cur_prc"): Kind.INDEX,
     ("ka40003", "trace_pred_pre"): Kind.RATE,
     # stock-lending top-10 ratios: "소수점 제거 된 100배 값" ("7061" is 70.61 %)
-    **{
-        ("ka10069", name): Kind.RATE
-        for name in ("dbrt_trde_cntrcnt_rt", "dbrt_trde_rpy_rt", "rmnd_rt", "remn_amt_rt")
-    },
+    **{("ka10069", name): Kind.RATE for name in LENDING_RATIOS},
     # the 1-5 up/down sign code, not a number; the sector's level, change and rate are x100
     # (90.30 / (2653.81 - 90.30) = 3.52 %, sent as flu_rt "352")
     ("ka10051", "pre_smbol"): Kind.ENUM,
@@ -157,10 +163,7 @@ DECIMALS: dict[tuple[str, str], int] = {
     ("ka20004", "pred_pre"): 2,
     ("ka20005", "pred_pre"): 2,
     ("ka40003", "trace_pred_pre"): 2,
-    **{
-        ("ka10069", name): 2
-        for name in ("dbrt_trde_cntrcnt_rt", "dbrt_trde_rpy_rt", "rmnd_rt", "remn_amt_rt")
-    },
+    **{("ka10069", name): 2 for name in LENDING_RATIOS},
 }
 
 # Realtime FIDs that get canonical English column names (0B trades, 0D book).

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from schemas.kinds import Unit
-from schemas.overrides import INVESTOR_COLUMNS
+from schemas.overrides import INVESTOR_COLUMNS, PROGRAM_TREND
 
 __all__ = ["UNIT_OVERRIDES", "UNIT_RULES", "Unit", "UnitRule", "resolve_unit"]
 
@@ -226,17 +226,7 @@ UNIT_RULES: dict[tuple[str, str], tuple[UnitRule, ...]] = {
         ("ka10051", n): (UnitRule({"amt_qty_tp": "0"}, None), UnitRule({"amt_qty_tp": "1"}, None))
         for n in _SECTOR_NETS
     },
-    **{
-        ("ka90007", n): _BY_AMOUNT_UNKNOWN
-        for n in (
-            "dfrt_trde_tdy",
-            "dfrt_trde_acc",
-            "ndiffpro_trde_tdy",
-            "ndiffpro_trde_acc",
-            "all_tdy",
-            "all_acc",
-        )
-    },
+    **{("ka90007", n): _BY_AMOUNT_UNKNOWN for n in PROGRAM_TREND},
 }
 
 
