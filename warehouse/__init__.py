@@ -3,6 +3,10 @@
 >>> from warehouse import connect
 >>> con = connect()          # read-only; every dataset by its plain name   # doctest: +SKIP
 >>> con.sql("SELECT symbol, date, close FROM stock_bars_daily LIMIT 5").pl()  # doctest: +SKIP
+>>> import warehouse
+>>> warehouse.read("stock_bars_minute", "005930", "2025-12-29", columns=["ts", "close"])  # doctest: +SKIP
+
+Both find the lake through ``KWH_WAREHOUSE`` or the project's ``.env`` (``lake``).
 
 Modules, one job each: ``lake`` (where the lake is, opening it, retrying
 conflicts), ``datasets`` (the registry), ``tables`` (table definitions and DDL),
@@ -19,7 +23,7 @@ from warehouse.datasets import BAR_DATASETS, Dataset, dataset, datasets, default
 from warehouse.lake import LakeConfig, WarehouseError
 from warehouse.ledger import Run
 from warehouse.progress import Cursor, StreamGap, StreamPosition
-from warehouse.store import Warehouse, connect
+from warehouse.store import Warehouse, connect, read
 
 __all__ = [
     "BAR_DATASETS",
@@ -41,4 +45,5 @@ __all__ = [
     "datasets",
     "default_request",
     "options_key",
+    "read",
 ]

@@ -1,13 +1,21 @@
 """Where the lake is and how to open it: a DuckDB connection with DuckLake attached.
 
-Configuration (arguments win over the environment):
+Configuration (arguments win over the environment, the environment over ``.env``):
 
-- ``KWH_WAREHOUSE``: the lake folder (default ``./data``). The SQLite catalog is
+- ``KWH_WAREHOUSE``: the lake folder (default ``data``). The SQLite catalog is
   ``<folder>/catalog.sqlite`` and the Parquet files go to ``<folder>/files/``.
 - ``KWH_CATALOG``: another catalog, as DuckLake spells it after ``ducklake:``,
   e.g. ``postgres:dbname=kwh host=127.0.0.1`` or ``sqlite:/srv/lake.sqlite``.
 - ``KWH_DATA_PATH``: another data path (a folder, or ``s3://bucket/prefix/`` with
   the httpfs extension installed).
+
+The project folder is the checkout of this project holding the working directory
+(the nearest folder upwards with this project's ``pyproject.toml``; a notebook in
+``notebooks/`` finds the checkout above it), else the working directory. Its
+``.env`` (the file the command line reads) may set the variables above; a relative
+folder there or in the environment, and the default ``data``, are taken relative to
+the project folder. So ``kwh`` run in the checkout and a notebook started in
+``notebooks/`` open the same lake.
 
 Extensions load from the ``duckdb-ext-*`` packages (offline) when they are
 installed, otherwise DuckDB's own ``INSTALL`` is used.
@@ -21,14 +29,16 @@ import random
 import sqlite3
 import sysconfig
 import time
+import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import duckdb
+from dotenv import dotenv_values
 
-__all__ = ["LAKE", "LakeConfig", "WarehouseError", "open_lake", "retry_transaction"]
+__all__ = ["LAKE", "LakeConfig", "WarehouseError", "open_lake", "project_dir", "retry_transaction"]
 
 LAKE = "lake"  # the attached catalog's name; datasets are lake.main.<name>
 TIMEZONE = "Asia/Seoul"
@@ -55,8 +65,19 @@ class LakeConfig:
         data_path: str | None = None,
         env: Mapping[str, str] | None = None,
     ) -> LakeConfig:
-        env = os.environ if env is None else env
-        root = Path(warehouse or env.get("KWH_WAREHOUSE") or "data").expanduser().absolute()
+        """Arguments, else ``env`` (default: the environment over the project's ``.env``).
+
+        A ``warehouse`` argument is relative to the working directory; ``KWH_WAREHOUSE``
+        and the default ``data`` are relative to the project folder (``project_dir``).
+        """
+        base = project_dir()
+        if env is None:
+            dotenv = {k: v for k, v in dotenv_values(base / ".env").items() if v is not None}
+            env = {**dotenv, **os.environ}
+        if warehouse:
+            root = Path(warehouse).expanduser().absolute()
+        else:
+            root = base / Path(env.get("KWH_WAREHOUSE") or "data").expanduser()
         catalog = catalog or env.get("KWH_CATALOG") or f"sqlite:{root / 'catalog.sqlite'}"
         if catalog.startswith("ducklake:"):
             catalog = catalog.removeprefix("ducklake:")
@@ -79,6 +100,23 @@ class LakeConfig:
         """For messages: the catalog without anything that looks like a password."""
         parts = [p for p in self.catalog.split() if not p.lower().startswith("password=")]
         return f"catalog {' '.join(parts)}, data {self.data_path}"
+
+
+def project_dir(cwd: Path | None = None) -> Path:
+    """The checkout of this project holding ``cwd`` (default: the working directory), else ``cwd``."""
+    here = (cwd or Path.cwd()).absolute()
+    for folder in (here, *here.parents):
+        if _is_project(folder / "pyproject.toml"):
+            return folder
+    return here
+
+
+def _is_project(pyproject: Path) -> bool:
+    try:
+        with pyproject.open("rb") as f:
+            return bool(tomllib.load(f).get("project", {}).get("name") == "kiwoom-warehouse")
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
 
 
 def _extension_dir() -> str | None:

@@ -54,6 +54,7 @@ __all__ = [
     "WriteResult",
     "connect",
     "options_key",
+    "read",
     "retry_transaction",
     "sql_type",
 ]
@@ -234,12 +235,13 @@ class Warehouse:
     def read(
         self,
         name: str,
-        symbols: Sequence[str] | None = None,
-        start: date | None = None,
-        end: date | None = None,
+        symbols: str | Sequence[str] | None = None,
+        start: date | str | None = None,
+        end: date | str | None = None,
+        columns: Sequence[str] | None = None,
     ) -> pl.DataFrame:
-        """A dataset's rows, optionally for some symbols and days, in key order."""
-        return reading.read_dataset(self.con, name, symbols, start, end)
+        """A dataset's rows, optionally for some symbols, days and columns, in key order."""
+        return reading.read_dataset(self.con, name, symbols, start, end, columns)
 
     @_locked
     def status(self) -> pl.DataFrame:
@@ -284,3 +286,25 @@ def connect(
     with Warehouse(config) as wh:
         wh.con  # noqa: B018 - creates the meta tables on a new lake
     return open_lake(config)
+
+
+def read(
+    dataset: str,
+    symbols: str | Sequence[str] | None = None,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    columns: Sequence[str] | None = None,
+    warehouse: str | Path | None = None,
+) -> pl.DataFrame:
+    """A dataset's rows as Polars, for notebooks: opens the lake read-only, reads, closes.
+
+    Pruned by partition and symbol (``reading.read_dataset``): only the files of the
+    days and symbols asked for are read, and only ``columns`` of them.
+
+    >>> read("stock_bars_daily", ["005930"], "2025-01-02", columns=["date", "close"])  # doctest: +SKIP
+    """
+    con = connect(read_only=True, warehouse=warehouse)
+    try:
+        return reading.read_dataset(con, dataset, symbols, start, end, columns)
+    finally:
+        con.close()

@@ -1,0 +1,126 @@
+"""warehouse.read for notebooks, and where connect()/read() find the lake (KWH_WAREHOUSE, .env, checkout)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import warehouse
+from warehouse import LakeConfig, Run, Warehouse, WarehouseError
+from warehouse.lake import project_dir
+from warehouse.reading import read_dataset
+
+DAYS = [date(2025, 12, 1) + timedelta(days=i) for i in range(10)]
+SYMBOLS = ["000660", "005930", "035420"]
+
+
+def bars() -> pl.DataFrame:
+    rows = [
+        {"symbol": s, "date": d, "adjusted": True, "open": 100 + i, "high": 110 + i, "low": 90 + i}
+        | {"close": 105 + i, "volume": 1000 * (i + 1), "turnover": 105_000 * (i + 1)}
+        for s in SYMBOLS
+        for i, d in enumerate(DAYS)
+    ]
+    return pl.DataFrame(rows)
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Path:
+    with Warehouse(warehouse=tmp_path / "lake") as wh:
+        wh.write("stock_bars_daily", bars(), Run.new("test"))
+    return tmp_path / "lake"
+
+
+def test_read_selects_symbols_days_and_columns(lake: Path) -> None:
+    out = warehouse.read(
+        "stock_bars_daily", ["005930"], "2025-12-03", date(2025, 12, 5), ["date", "close"], warehouse=lake
+    )
+    assert out.columns == ["date", "close"]
+    assert out["date"].to_list() == DAYS[2:5]
+    assert out["close"].to_list() == [107, 108, 109]
+    # one code or several as a comma-separated string; no bounds: every day, in key order
+    both = warehouse.read("stock_bars_daily", "035420, 000660", columns=["symbol"], warehouse=lake)
+    assert both["symbol"].to_list() == ["000660"] * 10 + ["035420"] * 10
+    whole = warehouse.read("stock_bars_daily", warehouse=lake)
+    assert whole.columns == list(warehouse.dataset("stock_bars_daily").schema)
+    assert whole.height == 30
+
+
+def test_read_pushes_the_columns_into_the_sql(lake: Path) -> None:
+    con = warehouse.connect(warehouse=lake)
+    try:
+        calls: list[str] = []
+        real = con.execute
+
+        class Spy:
+            def __getattr__(self, name: str) -> object:
+                return getattr(con, name)
+
+            def execute(self, sql: str, params: object = None) -> object:
+                calls.append(sql)
+                return real(sql, params)
+
+        read_dataset(Spy(), "stock_bars_daily", ["005930"], columns=["date", "close"])  # type: ignore[arg-type]
+    finally:
+        con.close()
+    select = [c for c in calls if c.startswith("SELECT")][-1]
+    assert select.startswith('SELECT "date", "close" FROM "stock_bars_daily" WHERE "symbol" IN')
+
+
+def test_read_refuses_unknown_columns_and_dates(lake: Path) -> None:
+    with pytest.raises(WarehouseError, match="no column clsoe"):
+        warehouse.read("stock_bars_daily", columns=["date", "clsoe"], warehouse=lake)
+    with pytest.raises(WarehouseError, match="start must be a date"):
+        warehouse.read("stock_bars_daily", start="yesterday", warehouse=lake)
+
+
+def test_read_of_a_dataset_not_written_yet_is_empty_with_its_columns(lake: Path) -> None:
+    out = warehouse.read("short_selling", "005930", columns=["date", "shrts_qty"], warehouse=lake)
+    assert out.is_empty() and out.columns == ["date", "shrts_qty"]
+
+
+def _checkout(root: Path, dotenv: str | None = None) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text('[project]\nname = "kiwoom-warehouse"\n')
+    (root / "notebooks").mkdir(exist_ok=True)
+    if dotenv is not None:
+        (root / ".env").write_text(dotenv)
+    return root
+
+
+def test_a_notebook_in_the_checkout_finds_the_lake_of_the_checkout(tmp_path, monkeypatch) -> None:
+    for var in ("KWH_WAREHOUSE", "KWH_CATALOG", "KWH_DATA_PATH"):
+        monkeypatch.delenv(var, raising=False)
+    root = _checkout(tmp_path / "repo")
+    monkeypatch.chdir(root / "notebooks")  # where Jupyter runs the notebook
+    assert project_dir() == root
+    assert LakeConfig.load().root == root / "data"  # not notebooks/data
+    # the .env the command line reads, relative paths from the checkout
+    (root / ".env").write_text("KWH_WAREHOUSE=lakes/main\nKIWOOM_HOST=paper\n")
+    assert LakeConfig.load().root == root / "lakes" / "main"
+    # the environment wins over .env; an argument over both (relative to the working directory)
+    monkeypatch.setenv("KWH_WAREHOUSE", str(tmp_path / "elsewhere"))
+    assert LakeConfig.load().root == tmp_path / "elsewhere"
+    assert LakeConfig.load("here").root == root / "notebooks" / "here"
+
+
+def test_read_from_a_notebook_folder_uses_the_checkout_env(tmp_path, monkeypatch, lake: Path) -> None:
+    monkeypatch.delenv("KWH_WAREHOUSE", raising=False)
+    root = _checkout(tmp_path / "repo", dotenv=f"KWH_WAREHOUSE={lake}\n")
+    monkeypatch.chdir(root / "notebooks")
+    assert warehouse.read("stock_bars_daily", "005930", columns=["close"]).height == 10
+
+
+def test_outside_a_checkout_the_working_directory_decides(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("KWH_WAREHOUSE", raising=False)
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "something-else"\n')
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / ".env").write_text("KWH_WAREHOUSE=lake\n")
+    monkeypatch.chdir(tmp_path / "work")
+    assert project_dir() == tmp_path / "work"
+    assert LakeConfig.load().root == tmp_path / "work" / "lake"
+    # an explicit env mapping is the whole environment: no .env
+    assert LakeConfig.load(env={}).root == tmp_path / "work" / "data"
