@@ -105,8 +105,8 @@ def _field_exprs(f: Field, src: str, out: str) -> tuple[list[pl.Expr], pl.Expr]:
     if kind == Kind.RATE:
         mag = digits.cast(pl.Float64, strict=False)
         v = pl.when(negative).then(-mag).otherwise(mag)
-        if f.decimals:
-            v = v / (10**f.decimals)
+        if f.decimals:  # Polars divides by a constant as x * (1/c): round back to the decimal
+            v = (v / (10**f.decimals)).round(f.decimals)
         return [v.alias(out)], present & ~s.str.contains(_RATE_PATTERN)
 
     mag = digits.str.to_integer(base=10, strict=False)
@@ -124,7 +124,8 @@ def _integer_outputs(
     if kind == Kind.PRICE:
         return [mag.alias(out), _direction(s, mag.is_not_null()).alias(f"{out}_dir")], bad
     if kind == Kind.INDEX:
-        return [(mag / 100).alias(out), _direction(s, mag.is_not_null()).alias(f"{out}_dir")], bad
+        level = (mag / 100).round(2)  # Polars divides by a constant as x * 0.01: 90317 -> 903.1700000000001
+        return [level.alias(out), _direction(s, mag.is_not_null()).alias(f"{out}_dir")], bad
     if kind == Kind.SIDE_QTY:
         return [mag.alias(out), _direction(s, mag.is_not_null()).alias(f"{out}_side")], bad
     raise AssertionError(f"unhandled kind {kind}")

@@ -278,7 +278,9 @@ _TABLE: dict[str, Mapping[str, Wire | None]] = {
     "ka10075": {"tm": Wire(Style.TIME_HHMM, why="issue 10: '10:00'"), "ind_invsr": None},
     "ka10048": {"dt": None},  # a time of day here ("000000")
     # investors of a stock: unit by amt_qty_tp/unit_tp
-    **{t: dict.fromkeys(_INVESTORS, _INV) | {"acc_trde_prica": _M} for t in ("ka10059", "ka10060")},
+    "ka10059": dict.fromkeys(_INVESTORS, _INV)
+    | {"acc_trde_prica": _M, "flu_rt": Wire(Style.RATE_X100, why="'+698' beside '+61300', '+4000': 6.98 %")},
+    "ka10060": dict.fromkeys(_INVESTORS, _INV) | {"acc_trde_prica": _M},
     **{t: dict.fromkeys(_INVESTORS, _INV) for t in ("ka10064", "ka10066")},
     "ka10061": dict.fromkeys(_INVESTORS, _INV2),
     **{

@@ -106,6 +106,19 @@ def test_index_levels_become_real_levels():
     assert frame.schema["cur_prc"] == pl.Float64
 
 
+def test_index_levels_are_the_decimal_they_were_sent_as():
+    # Polars divides by a constant as x * 0.01, which misses by one ulp for ~13% of
+    # levels: "90317" became 903.1700000000001 (sector_bars_daily.open in make demo)
+    levels = [str(v) for v in range(90_000, 110_000)]
+    body = {
+        "inds_cd": "001",
+        "inds_dt_pole_qry": [{"cur_prc": v, "dt": "20250210"} for v in levels],
+        "return_code": 0,
+    }
+    frame = schemas.normalize("ka20006", body)
+    assert frame["cur_prc"].to_list() == [int(v) / 100 for v in levels]
+
+
 def test_rates_with_implied_decimals():
     fields = [f for tr in schemas.catalog().trs.values() for f in tr.row_fields() if f.decimals]
     assert fields, "the reference says '우측 2자리 소수점자리수' somewhere"

@@ -217,6 +217,18 @@ def test_investor_nets_doubled_only_where_the_server_doubles_them(sim):
     assert abs(num(thousands[0]["orgn"]) - num(day[0]["orgn"]) / 1000) <= 0.5
 
 
+def test_ka10059_rate_has_its_point_removed(sim):
+    """ka10059's 등락율 is "우측 2자리 소수점자리수": the example's '+698' beside '+61300'
+    up '+4000' is 4000 / 57300 = 6.98 % (other TRs write '+6.98')."""
+    body = {"stk_cd": "005930", "amt_qty_tp": "1", "trde_tp": "0", "unit_tp": "1000", "dt": DAY}
+    moved = [r for r in rows(sim, "ka10059", body) if num(r["pred_pre"])]
+    assert moved
+    for r in moved[:20]:
+        change, price = num(r["pred_pre"]), level(r["cur_prc"])
+        assert "." not in r["flu_rt"], r
+        assert num(r["flu_rt"]) / 100 == pytest.approx(change / (price - change) * 100, abs=0.006), r
+
+
 def test_lending_ratios_have_two_implied_decimals(sim):
     answer = call(
         sim, "ka10069", {"strt_dt": "20251201", "end_dt": DAY, "mrkt_tp": "001"}, path="/api/dostk/slb"
