@@ -108,6 +108,15 @@ def _stream(url: str, warehouse: Path | None, stocks: list[str], day: date) -> b
     from connectors import Settings
     from flows.stream import StreamConfig, run_stream
 
+    with Warehouse(LakeConfig.load(warehouse)) as wh:
+        if (
+            "stock_trades" in wh.tables()
+            and wh.sql("SELECT count(*) AS n FROM stock_trades WHERE date = ?", [day])["n"][0]
+        ):
+            # a replay starts at the open again: its book snapshots would be stored a second time
+            console.print(f"{day}'s session is already streamed: skipped (the replay would repeat it)")
+            return True
+
     async def go() -> Any:
         stop = asyncio.Event()
         asyncio.get_running_loop().call_later(STREAM_SECONDS, stop.set)
