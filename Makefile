@@ -35,6 +35,7 @@ bench: venv
 	$(BIN)/python bench/ratelimit.py
 	$(BIN)/python bench/warehouse.py
 	$(BIN)/python bench/backfill.py
+	$(BIN)/python bench/stream.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -31,7 +31,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from simulator.wire import error_body
-from simulator.ws_feed import Feed, ReplayClock, TickCache, WsConfig, default_day
+from simulator.ws_feed import Feed, LoadPacer, ReplayClock, TickCache, WsConfig, default_day
 
 if TYPE_CHECKING:
     from simulator.app import Simulator
@@ -298,6 +298,7 @@ class WsServer:
 
     async def _streamer(self, conn: _Conn) -> None:
         cfg = self.config
+        pacer = LoadPacer(cfg.load_rate) if cfg.mode == "load" and cfg.load_rate > 0 else None
         while True:
             load = cfg.mode == "load"
             now = self._now()
@@ -315,6 +316,8 @@ class WsServer:
                     if not entries:
                         break
                     await self._real(conn, feed.item, entries, counts)
+                    if pacer is not None:
+                        await pacer.sent(sum(counts.values()))
                     sent = True
                     if load:
                         break

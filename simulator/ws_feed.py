@@ -13,11 +13,13 @@ Clock modes (``WsConfig.mode``):
   replay clock starts at the first REG the server receives (or a restart via
   ``/_sim/ws``) and is shared by every connection, so a client that is away
   misses what happened meanwhile, as with the real server.
-- ``load``: no clock; the day's entries as fast as the client reads, over and over.
+- ``load``: no clock; the day's entries as fast as the client reads, over and over,
+  or at ``load_rate`` entries a second per connection (``LoadPacer``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time as _time
 from bisect import bisect_right
@@ -34,7 +36,7 @@ from simulator.universe import strip_venue
 from simulator.ws_ticks import tick_table
 from simulator.ws_wire import render
 
-__all__ = ["BLOCK", "Feed", "ReplayClock", "TickCache", "WsConfig"]
+__all__ = ["BLOCK", "Feed", "LoadPacer", "ReplayClock", "TickCache", "WsConfig"]
 
 BLOCK = 512  # trades rendered at a time per item
 STREAMED = ("0B", "0C", "0D")  # in this order within a trade
@@ -56,6 +58,28 @@ class WsConfig:
     step: float = 0.05  # seconds between batches of frames (clock and replay)
     max_items: int = 100  # per REG request
     drop_rate: float = 0.0  # fault from the start: chance per REAL frame of dropping the connection
+    load_rate: float = 0.0  # load: entries a second per connection (0: as fast as the client reads)
+
+
+class LoadPacer:
+    """A fixed offered load: after each frame, wait until the entries sent so far are due at ``rate``/s.
+
+    Open loop: a receiver that falls behind gets the missed entries as fast as it reads.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.started: float | None = None
+        self.entries = 0
+
+    async def sent(self, entries: int) -> None:
+        now = _time.monotonic()
+        if self.started is None:
+            self.started = now
+        self.entries += entries
+        ahead = self.entries / self.rate - (now - self.started)
+        if ahead > 0:
+            await asyncio.sleep(ahead)
 
 
 class TickCache:
