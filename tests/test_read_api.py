@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+import os
+import shutil
+import subprocess
+import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -124,3 +129,43 @@ def test_outside_a_checkout_the_working_directory_decides(tmp_path, monkeypatch)
     assert LakeConfig.load().root == tmp_path / "work" / "lake"
     # an explicit env mapping is the whole environment: no .env
     assert LakeConfig.load(env={}).root == tmp_path / "work" / "data"
+
+
+def test_a_lake_moved_elsewhere_reads_from_its_new_place(tmp_path, lake: Path) -> None:
+    moved = tmp_path / "snapshot"
+    shutil.copytree(lake, moved)
+    shutil.rmtree(lake)  # nothing left where the catalog says the files were
+    assert warehouse.read("stock_bars_daily", "005930", columns=["close"], warehouse=moved).height == 10
+
+
+def test_a_catalog_in_a_folder_it_cannot_write_is_read_through_a_copy(tmp_path, monkeypatch, lake) -> None:
+    """SQLite in WAL mode cannot open a catalog read-only where it cannot create the -shm file."""
+    import warehouse.lake as lake_module
+
+    real = os.access
+    monkeypatch.setattr(lake_module.os, "access", lambda p, mode: False if Path(p) == lake else real(p, mode))
+    before = set(Path(tempfile.gettempdir()).glob("kwh-catalog-*"))
+    con = warehouse.connect(warehouse=lake)
+    copies = set(Path(tempfile.gettempdir()).glob("kwh-catalog-*")) - before
+    assert len(copies) == 1
+    assert con.execute("SELECT count(*) FROM stock_bars_daily").fetchone() == (30,)
+    con.close()
+    del con
+    gc.collect()
+    assert not any(c.exists() for c in copies), "the copy goes with the connection"
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("mount") is None, reason="needs root to mount")
+def test_a_lake_on_a_read_only_mount_can_be_read(tmp_path, lake: Path) -> None:
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    if subprocess.run(["mount", "--bind", str(lake), str(mnt)], capture_output=True).returncode:
+        pytest.skip("bind mounts are not allowed here")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(mnt)], check=True, capture_output=True)
+        with pytest.raises(OSError):
+            (mnt / "probe").touch()
+        out = warehouse.read("stock_bars_daily", ["005930"], columns=["date", "close"], warehouse=mnt)
+        assert out["close"].to_list() == list(range(105, 115))
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)

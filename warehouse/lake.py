@@ -26,10 +26,13 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import shutil
 import sqlite3
 import sysconfig
+import tempfile
 import time
 import tomllib
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,11 +148,37 @@ def _prepare_sqlite(path: Path) -> None:
         db.execute("PRAGMA journal_mode=WAL")
 
 
+def _readable_copy(path: Path) -> Path | None:
+    """A private copy of a SQLite catalog in a folder this process cannot write, else None.
+
+    SQLite in WAL mode cannot open a database read-only where it cannot create the
+    ``-shm`` file (a read-only mount, a snapshot): the copy (with its ``-wal``, so
+    the last commits are there) is opened instead. Nobody writes such a lake, so
+    the copy is the lake as it is.
+    """
+    if os.access(path.parent, os.W_OK):
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="kwh-catalog-"))
+    for suffix in ("", "-wal"):
+        src = path.with_name(path.name + suffix)
+        if src.exists():
+            shutil.copyfile(src, folder / src.name)
+    return folder / path.name
+
+
 def open_lake(config: LakeConfig, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A fresh in-memory DuckDB with the lake attached as ``lake`` and in use."""
+    """A fresh in-memory DuckDB with the lake attached as ``lake`` and in use.
+
+    ``read_only``: nothing is created or written; a lake on a read-only file system is read
+    through a temporary copy of its SQLite catalog (``_readable_copy``), deleted with the connection.
+    """
     sqlite_path = config.sqlite_path()
     if read_only and not config.exists():
         raise WarehouseError(f"no warehouse at {config.root}: nothing has been written there yet")
+    catalog = config.catalog
+    copy = _readable_copy(sqlite_path) if read_only and sqlite_path is not None else None
+    if copy is not None:
+        catalog = f"sqlite:{copy}"
     if not read_only:
         if sqlite_path is not None:
             _prepare_sqlite(sqlite_path)
@@ -163,6 +192,8 @@ def open_lake(config: LakeConfig, read_only: bool = False) -> duckdb.DuckDBPyCon
     if ext:
         settings["extension_directory"] = ext
     con = duckdb.connect(":memory:", config=settings)
+    if copy is not None:
+        weakref.finalize(con, shutil.rmtree, copy.parent, True)
     try:
         con.execute(f"SET TimeZone = '{TIMEZONE}'")
         _load(con, "ducklake")
@@ -170,11 +201,10 @@ def open_lake(config: LakeConfig, read_only: bool = False) -> duckdb.DuckDBPyCon
             _load(con, _CATALOG_EXTENSIONS[config.scheme])
         options = [f"DATA_PATH '{_quote(config.data_path)}'"]
         if read_only:
-            options.append("READ_ONLY")
+            # a lake read where it was copied or mounted: its files are under DATA_PATH now
+            options += ["READ_ONLY", "OVERRIDE_DATA_PATH TRUE"]
         retry_transaction(
-            lambda: con.execute(
-                f"ATTACH 'ducklake:{_quote(config.catalog)}' AS {LAKE} ({', '.join(options)})"
-            ),
+            lambda: con.execute(f"ATTACH 'ducklake:{_quote(catalog)}' AS {LAKE} ({', '.join(options)})"),
             con=None,
         )
         con.execute(f"USE {LAKE}")
