@@ -18,6 +18,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import nbclient
+import nbformat
 import polars as pl
 import pytest
 
@@ -29,9 +31,6 @@ from simulator.app import SimConfig, Simulator
 from simulator.server import SimServer
 from simulator.ws_feed import WsConfig
 from warehouse import Run, Warehouse, connect
-
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "research.ipynb"
 DAY = date(2025, 12, 29)  # the session replayed; the last day of every window
@@ -50,8 +49,8 @@ def _settings(srv: SimServer, tmp: Path) -> Settings:
 async def _fetch(srv: SimServer, wh: Warehouse, tmp: Path, codes: list[str]) -> None:
     run = Run.new("notebook-test")
     windows: list[tuple[str, list[str | None], date]] = [
-        ("stock_bars_daily", list(codes), DAY - timedelta(days=180)),
-        ("sector_bars_daily", ["001"], DAY - timedelta(days=180)),
+        ("stock_bars_daily", list(codes), DAY - timedelta(days=150)),
+        ("sector_bars_daily", ["001"], DAY - timedelta(days=150)),
         ("stock_bars_minute", list(codes), DAY),
         ("stock_investor_institution", list(codes), DAY - timedelta(days=60)),
         ("stock_program_trading_daily", list(codes), DAY - timedelta(days=60)),
