@@ -88,6 +88,7 @@ class StreamCommitter:
         *,
         day: date | None = None,
         max_records: int = 5_000,
+        max_bytes: int = 32 << 20,
     ) -> None:
         self.wh = wh
         self.log = tick_log
@@ -95,6 +96,7 @@ class StreamCommitter:
         self.run = run
         self.day = day  # a replayed session: times are put on this date, not on the arrival date
         self.max_records = max_records
+        self.max_bytes = max_bytes  # a batch's frames, parsed, take ~10x this in memory
         self.stats = CommitterStats()
         found = wh.stream_position(stream)
         self.position = Position(found.segment, found.offset) if found else None
@@ -107,9 +109,11 @@ class StreamCommitter:
     def commit_once(self, stop: Position | None = None) -> int:
         """Commit the next batch of durable records (up to ``stop``); the number of records committed."""
         records: list[Record] = []
+        size = 0
         for rec in self.log.read(self.position, stop):
             records.append(rec)
-            if len(records) >= self.max_records:
+            size += len(rec.payload)
+            if len(records) >= self.max_records or size >= self.max_bytes:
                 break
         if not records:
             return 0
@@ -163,7 +167,9 @@ class StreamCommitter:
                 unique = built.unique(subset=["symbol", "venue", "date", "cum_volume"], keep="last")
                 self.stats.duplicates += built.height - unique.height
                 built = unique
-            rows.append(Rows(name, built, coverage=None, replace=True))
+            # a book row's key holds its log record: new after the committed position, nothing to
+            # replace; a trade may come twice (the same cumulative volume), so trades replace
+            rows.append(Rows(name, built, coverage=None, replace=name == "stock_trades"))
             self.stats.entries += frame.height
         return rows, gaps
 
