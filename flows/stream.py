@@ -194,7 +194,7 @@ async def run_stream(
             if committer.stats.commits:
                 summary.compacted = await asyncio.to_thread(_close_days, wh, run)
             summary.log_records = tick_log.next_seq
-            summary.log_lag = 0 if not committer.pending() else -1
+            summary.log_lag = tick_log.next_seq - committer.next_seq
             summary.committer = committer.stats.as_dict()
             summary.seconds = round(time.monotonic() - started, 3)
             wh.record_run(run, summary.status, summary.as_dict())
@@ -238,6 +238,7 @@ async def _receive(
                 summary.session = rt.stats.as_dict()
                 summary.committer = loop.committer.stats.as_dict()
                 summary.log_records = tick_log.next_seq
+                summary.log_lag = tick_log.next_seq - loop.committer.next_seq
                 progress(summary)
     finally:
         watcher.cancel()
@@ -298,9 +299,7 @@ def stream_status(wh: Warehouse) -> tuple[pl.DataFrame, pl.DataFrame]:
                 "frames": session.get("frames"),
                 "entries": session.get("entries"),
                 "reconnects": session.get("reconnects"),
-                "log_lag": (live.get("log_records", 0) or 0) - (committer.get("records", 0) or 0)
-                if running
-                else None,
+                "log_lag": live.get("log_lag") if running else None,
                 "commit_lag_s": committer.get("commit_lag_s") if running else None,
                 "rows": json.dumps(committer.get("rows", {})) if committer else None,
             }

@@ -57,10 +57,9 @@ def _line(s: StreamSummary) -> str:
     """The progress line: what arrived, what is committed, how far behind."""
     sess, com = s.session, s.committer
     rows = ", ".join(f"{k} {v}" for k, v in com.get("rows", {}).items()) or "no rows yet"
-    behind = s.log_records - com.get("records", 0) - s.replayed
     return (
         f"{sess.get('frames', 0)} frames, {sess.get('entries', 0)} entries | committed: {rows} | "
-        f"log lag {behind} records, commit lag {com.get('commit_lag_s', 0):.2f}s | "
+        f"log lag {s.log_lag} records, commit lag {com.get('commit_lag_s', 0):.2f}s | "
         f"reconnects {sess.get('reconnects', 0)}, gaps {com.get('gaps', 0)}, "
         f"rejected {com.get('rejected', 0)}"
     )

@@ -116,7 +116,7 @@ def test_everything_the_simulator_sent_is_stored_once_and_matches_the_tick_chart
     con.close()
     assert positions == (1,)
     assert files == (1,) and order == sorted(order)
-    assert summary.committer["rejected"] == 0
+    assert summary.committer["rejected"] == 0 and summary.log_lag == 0
     assert summary.session["entries"] == sum(n for kinds in by_item.values() for n in kinds.values())
 
 
@@ -147,7 +147,9 @@ def test_a_restart_commits_what_the_log_holds_once(tmp_path):
         tl.sync()  # the worker died here: logged, nothing committed
     with Warehouse(warehouse=tmp_path / "lake") as wh, TickLog(folder, sync_interval=None) as tl:
         first = StreamCommitter(wh, tl, "rt", Run.new("stream"), day=DAY, max_records=7)
+        assert tl.next_seq - first.next_seq == 40, "the whole log is behind the lake"
         assert first.drain() == 40 and first.stats.commits == 6
+        assert tl.next_seq - first.next_seq == 0
         trades = wh.sql("SELECT count(*) AS n FROM stock_trades")["n"][0]
         again = StreamCommitter(wh, tl, "rt", Run.new("stream"), day=DAY)
         assert again.drain() == 0

@@ -100,6 +100,8 @@ class StreamCommitter:
         self.stats = CommitterStats()
         found = wh.stream_position(stream)
         self.position = Position(found.segment, found.offset) if found else None
+        first = next(iter(tick_log.read(self.position)), None)
+        self.next_seq = first.seq if first else tick_log.next_seq  # the first record not committed
         self.rejects_path = Path(tick_log.folder) / "rejected.jsonl"
 
     def pending(self) -> bool:
@@ -128,6 +130,7 @@ class StreamCommitter:
         )
         result = self.wh.commit(commit)
         self.position = Position(after.segment, after.offset)
+        self.next_seq = records[-1].seq + 1
         self.log.release(self.position)
         s = self.stats
         s.commits += 1
