@@ -18,7 +18,8 @@ meaning is known but its unit is not.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from schemas.kinds import Unit
 from schemas.overrides import INVESTOR_COLUMNS, PROGRAM_TREND
@@ -230,13 +231,12 @@ UNIT_RULES: dict[tuple[str, str], tuple[UnitRule, ...]] = {
 }
 
 
-def resolve_unit(
-    rules: tuple[UnitRule, ...] | list[dict[str, object]], request: Mapping[str, str]
-) -> tuple[bool, Unit | None]:
-    """(matched, unit) of the first rule whose options the request carries."""
+def resolve_unit(rules: Sequence[Mapping[str, Any]], request: Mapping[str, str]) -> Unit | None:
+    """The unit of the first rule (as the catalog stores it) whose options the request carries.
+
+    None: no rule matches, or the matching rule's unit is unknown.
+    """
     for rule in rules:
-        when, unit = (rule.when, rule.unit) if isinstance(rule, UnitRule) else (rule["when"], rule["unit"])
-        assert isinstance(when, dict)
-        if all(request.get(k) == v for k, v in when.items()):
-            return True, Unit(str(unit)) if unit else None
-    return False, None
+        if all(request.get(k) == v for k, v in rule["when"].items()):
+            return Unit(rule["unit"]) if rule["unit"] else None
+    return None

@@ -46,8 +46,7 @@ def field_unit(f: Field, request: Mapping[str, str]) -> Unit | None:
     if f.unit:
         return Unit(f.unit)
     if f.unit_rules:
-        _, unit = resolve_unit(list(f.unit_rules), request)
-        return unit
+        return resolve_unit(f.unit_rules, request)
     return None
 
 
