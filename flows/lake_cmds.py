@@ -67,12 +67,18 @@ def print_frame(frame: pl.DataFrame, fmt: str, title: str | None = None, max_row
 def register(app: typer.Typer) -> None:
     @app.command("sql")
     def sql_cmd(
-        query: Annotated[str, typer.Argument(help="a SQL query; datasets are plain table names")],
+        query: Annotated[
+            str,
+            typer.Argument(
+                help="a SQL query; datasets are plain table names, with the views daily, symbols, "
+                "<snapshot>_latest and the macro kst_date(ts) (warehouse.views)"
+            ),
+        ],
         warehouse: WarehouseOpt = None,
         fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json")] = "table",
         max_rows: Annotated[int, typer.Option(help="rows shown in table format")] = 100,
     ) -> None:
-        """Run a read-only SQL query on the warehouse (DuckDB dialect)."""
+        """Run a read-only SQL query on the warehouse (DuckDB dialect, the views of warehouse.connect())."""
         if fmt not in ("table", "csv", "json"):
             raise typer.BadParameter("use table, csv or json", param_hint="--format")
         try:

@@ -31,7 +31,7 @@ import duckdb
 import polars as pl
 
 from warehouse import coverage as _coverage
-from warehouse import maintenance, reading
+from warehouse import maintenance, reading, views
 from warehouse import progress as _progress
 from warehouse.commit import Commit, CommitResult, Part, Rows, WriteResult, prepare, results, transaction
 from warehouse.coverage import Span, options_key, spans_of
@@ -277,15 +277,23 @@ def connect(
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection on which every dataset is a plain table name (``.pl()`` gives Polars).
 
+    It has the ``kst_date`` macro and the views of ``warehouse.views`` (``daily``,
+    ``<snapshot>_latest``, ``symbols``) as TEMP objects, on a read-only lake too.
+
     >>> con = connect()                                  # doctest: +SKIP
     >>> con.sql("SELECT * FROM stock_bars_daily WHERE symbol = '005930'").pl()   # doctest: +SKIP
     """
     config = LakeConfig.load(warehouse, catalog, data_path)
-    if read_only:
-        return open_lake(config, read_only=True)
-    with Warehouse(config) as wh:
-        wh.con  # noqa: B018 - creates the meta tables on a new lake
-    return open_lake(config)
+    if not read_only:
+        with Warehouse(config) as wh:
+            wh.con  # noqa: B018 - creates the meta tables on a new lake, migrates an old one
+    con = open_lake(config, read_only=read_only)
+    try:
+        views.install(con)
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 def read(
