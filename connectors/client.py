@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import orjson
 
-from connectors.auth import KiwoomAuth
+from connectors.auth import REVOKE_PATH, TOKEN_PATH, KiwoomAuth
 from connectors.errors import (
     ApiError,
     ConnectionFailed,
@@ -59,11 +59,19 @@ class Page:
 
 @dataclass
 class ClientStats:
-    requests: int = 0  # HTTP requests for TRs, retries included
+    """What this client did, counted once where it happens (one client per run shares them).
+
+    ``requests`` and ``token_requests`` are counted as they go on the wire (an httpx
+    request hook), so retries and the auth flow's 8005 replays count like any other
+    request and the numbers equal what the server received.
+    """
+
+    requests: int = 0  # HTTP requests for TRs sent: retries and 8005 replays included
     pages: int = 0  # successful TR responses
     rejections: int = 0  # rate-limit refusals (1700/1701/1702, HTTP 429)
     retries: int = 0
     errors: int = 0  # errors raised to the caller
+    token_requests: int = 0  # au10001 requests sent
     tokens_issued: int = 0
     wait_seconds: float = 0.0  # in the limiter and in backoff
 
@@ -119,10 +127,18 @@ class KiwoomClient:
             timeout=settings.timeout,
             auth=self.auth,
             headers={"content-type": "application/json;charset=UTF-8"},
+            event_hooks={"request": [self._count_request]},
         )
 
     def _count_token(self) -> None:
         self.stats.tokens_issued += 1
+
+    async def _count_request(self, request: httpx.Request) -> None:
+        """Every request as it is sent (httpx calls this for the auth flow's token requests and replays)."""
+        if request.url.path.endswith(TOKEN_PATH):
+            self.stats.token_requests += 1
+        elif not request.url.path.endswith(REVOKE_PATH):
+            self.stats.requests += 1
 
     def __repr__(self) -> str:
         return f"KiwoomClient({self.settings!r})"
@@ -179,7 +195,6 @@ class KiwoomClient:
         s = self.settings
         for attempt in range(s.max_retries + 1):
             self.stats.wait_seconds += await self.limiter.acquire(api_id)
-            self.stats.requests += 1
             try:
                 page = await self._once(api_id, path, headers, content, next_key)
             except KiwoomError as err:
@@ -224,6 +239,10 @@ class KiwoomClient:
             body = _decode(api_id, response)
         except MalformedResponse as exc:
             if response.status_code == 200:
+                if not response.content.lstrip().startswith(b"{"):
+                    # not a cut-off JSON object but another kind of page (HTML, a proxy's answer):
+                    # asking again gets the same page, so it is not retried
+                    exc.retryable = False
                 raise
             raise ApiError(
                 f"HTTP {response.status_code} without a Kiwoom body",

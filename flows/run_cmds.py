@@ -1,4 +1,10 @@
-"""``kwh backfill``, ``kwh daily``, ``kwh universe``: the flows from the command line."""
+"""``kwh backfill``, ``kwh daily``, ``kwh universe``: the flows from the command line.
+
+A run is in-process by default (``flows.runner``: no Prefect, no server); with
+``--prefect`` or ``PREFECT_API_URL`` set it runs as a Prefect flow. Exit codes:
+0 done, 1 failed (jobs failed, host unreachable, keys refused), 2 bad input,
+75 another batch run holds the warehouse, 130 interrupted (Ctrl-C).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +27,20 @@ BaseUrlOpt = Annotated[
 ]
 HostOpt = Annotated[str | None, typer.Option("--host", help="prod or paper (default $KIWOOM_HOST or prod)")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="show what would be fetched; fetch nothing")]
+PrefectOpt = Annotated[
+    bool,
+    typer.Option(
+        "--prefect",
+        help="run as a Prefect flow (PREFECT_API_URL's server, else one started for this run); "
+        "default: in-process, or Prefect when PREFECT_API_URL is set",
+    ),
+]
+WaitOpt = Annotated[
+    bool,
+    typer.Option("--wait", help="if another batch run holds the warehouse, wait for it instead of exiting"),
+]
+
+EXIT_FAILED, EXIT_BUSY, EXIT_INTERRUPTED = 1, 75, 130
 
 
 def _quiet_prefect() -> None:
@@ -94,10 +114,14 @@ def _dry_run(jobs: list[Any], rate: float) -> None:
     console.print(f"about {total} requests, {timedelta(seconds=round(total / rate))} at {rate:g} requests/s")
 
 
-def _run_flow(fn: Any, **params: Any) -> dict[str, Any]:
-    from flows import pipeline
+def _run_flow(fn: Any, *, prefect: bool = False, wait: bool = False, **params: Any) -> dict[str, Any]:
+    """Run the flow ``fn`` (a ``flows.pipeline`` flow or its name) with a progress bar: in-process,
+    or under Prefect with ``prefect`` or ``PREFECT_API_URL`` set. Exits 75 when another run holds the lake."""
+    from flows import runner
+    from flows.lease import LeaseHeld
 
-    _quiet_prefect()
+    name = str(getattr(fn, "name", fn))
+    use_prefect = prefect or bool(os.environ.get("PREFECT_API_URL"))
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -106,16 +130,52 @@ def _run_flow(fn: Any, **params: Any) -> dict[str, Any]:
         console=console,
         transient=False,
     ) as progress:
-        bar = progress.add_task("batches", total=None)
+        bar = progress.add_task("jobs", total=None)
 
         def hook(done: int, total: int, label: str) -> None:
-            progress.update(bar, completed=done, total=total, description=label[:60] if done else "batches")
+            progress.update(bar, completed=done, total=total, description=label[:60] if done else "jobs")
 
+        def notify(message: str) -> None:
+            console.print(f"[yellow]{message}[/yellow]")
+
+        try:
+            if not use_prefect:
+                return runner.run_in_process(name, params, wait=wait, notify=notify, progress=hook)
+            return _run_prefect(name, params, hook, notify)
+        except LeaseHeld as exc:
+            raise fail(str(exc), EXIT_BUSY) from None
+
+
+def _run_prefect(name: str, params: dict[str, Any], hook: Any, notify: Any) -> dict[str, Any]:
+    """The flow under Prefect; Ctrl-C closes the run as interrupted and exits 130 at once."""
+    import signal
+
+    from flows.prefect_api import prefect_api
+
+    _quiet_prefect()
+    with prefect_api(notify) as url:
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        from flows import pipeline
+
+        flow: Any = getattr(pipeline, name)
+        previous = signal.signal(signal.SIGINT, _interrupt_prefect)
         pipeline.progress_hook = hook
         try:
-            return fn(**params)
+            with temporary_settings(updates={PREFECT_API_URL: url}):
+                result: dict[str, Any] = flow(**params)
+                return result
         finally:
             pipeline.progress_hook = None
+            signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt_prefect(signum: int, frame: object) -> None:
+    """Ctrl-C under Prefect: task threads cannot be cancelled, so the process ends now. Committed writes
+    are whole; the run's row names this process, so `kwh status` shows it interrupted; the server child
+    dies with this process."""
+    console.print("[yellow]interrupted: committed writes are kept; run the same command to fetch the rest")
+    os._exit(EXIT_INTERRUPTED)
 
 
 def _print_summary(result: dict[str, Any]) -> None:
@@ -129,14 +189,25 @@ def _print_summary(result: dict[str, Any]) -> None:
         f"requests {result['requests']}, pages {result['pages']}, rejections {result['rejections']}, "
         f"retries {result['retries']}, errors {result['errors']}, {result['seconds']:.1f} s"
     )
-    for failed in result.get("failed", [])[:20]:
-        console.print(f"[red]failed:[/red] {failed}")
+    failed = result.get("failed", [])
+    for line in failed[:20]:
+        console.print(f"[red]failed:[/red] {line}", soft_wrap=True)
+    if len(failed) > 20:
+        console.print(f"[red]... and {len(failed) - 20} more failed jobs[/red] (kwh status shows the run)")
+    if result.get("error"):
+        console.print(f"[red]error:[/red] {result['error']}", soft_wrap=True)
+    if result["status"] == "interrupted":
+        console.print(
+            "interrupted: the rows above are committed and kept; run the same command again to fetch the rest"
+        )
 
 
 def _finish(result: dict[str, Any]) -> None:
     _print_summary(result)
+    if result["status"] == "interrupted":
+        raise typer.Exit(EXIT_INTERRUPTED)
     if result["status"] != "ok":
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 def register(app: typer.Typer) -> None:
@@ -155,9 +226,11 @@ def register(app: typer.Typer) -> None:
         host: HostOpt = None,
         warehouse: WarehouseOpt = None,
         dry_run: DryRunOpt = False,
+        prefect: PrefectOpt = False,
+        wait: WaitOpt = False,
     ) -> None:
         """Fetch what the warehouse is missing for datasets x symbols x a window, and write it."""
-        from flows import pipeline
+        from flows.plans import build_jobs, expand_datasets
         from warehouse import LakeConfig, Warehouse
 
         today = datetime.now(cal.KST).date()
@@ -170,21 +243,14 @@ def register(app: typer.Typer) -> None:
         opts = _options(option)
         settings = _settings(base_url, host)
         try:
-            names = pipeline.expand_datasets(dataset)
-            if dry_run:
+            names = expand_datasets(dataset)
+            if dry_run or prefect:  # bad symbols/options fail before Prefect starts
                 with Warehouse(LakeConfig.load(warehouse)) as wh:
-                    jobs = pipeline.build_jobs(wh, names, symbols, first, last, opts)
-                _dry_run(jobs, settings.limits.total or 5.0)
-                return
-            with Warehouse(
-                LakeConfig.load(warehouse)
-            ) as wh:  # bad symbols/options fail before Prefect starts
-                pipeline.build_jobs(wh, names, symbols, first, last, opts)
-        except (KeyError, ValueError) as exc:
-            raise fail(str(exc.args[0] if isinstance(exc, KeyError) else exc), 2) from None
-        try:
-            result = _run_flow(
-                pipeline.backfill,
+                    jobs = build_jobs(wh, names, symbols, first, last, opts)
+                if dry_run:
+                    _dry_run(jobs, settings.limits.total or 5.0)
+                    return
+            params = dict(
                 datasets=names,
                 symbols=symbols,
                 start=str(first),
@@ -194,6 +260,9 @@ def register(app: typer.Typer) -> None:
                 host=host,
                 warehouse=_lake(warehouse),
             )
+            result = _run_flow("backfill", prefect=prefect, wait=wait, **params)
+        except (KeyError, ValueError) as exc:
+            raise fail(str(exc.args[0] if isinstance(exc, KeyError) else exc), 2) from None
         except KiwoomError as exc:
             raise fail(str(exc)) from None
         _finish(result)
@@ -209,35 +278,40 @@ def register(app: typer.Typer) -> None:
         host: HostOpt = None,
         warehouse: WarehouseOpt = None,
         dry_run: DryRunOpt = False,
+        prefect: PrefectOpt = False,
+        wait: WaitOpt = False,
     ) -> None:
         """The incremental load after the close: every dataset from its coverage to the last final day."""
-        from flows import pipeline
         from flows.ingest import complete_through
+        from flows.plans import DEFAULT_DAILY, build_jobs, expand_datasets
         from warehouse import LakeConfig, Warehouse
 
         settings = _settings(base_url, host)
         last = complete_through(datetime.now(cal.KST))
         try:
-            names = pipeline.expand_datasets(dataset or list(pipeline.DEFAULT_DAILY))
-            with Warehouse(LakeConfig.load(warehouse)) as wh:  # bad names/symbols fail before Prefect starts
-                jobs = pipeline.build_jobs(
-                    wh, names, symbols, last - timedelta(days=lookback_days), last, None
-                )
+            names = expand_datasets(dataset or list(DEFAULT_DAILY))
+            if dry_run or prefect:  # bad names/symbols fail before Prefect starts
+                with Warehouse(LakeConfig.load(warehouse)) as wh:
+                    jobs = build_jobs(wh, names, symbols, last - timedelta(days=lookback_days), last, None)
+                if dry_run:
+                    # symbols with coverage start from its end; this shows the lookback window for all of them
+                    _dry_run(jobs, settings.limits.total or 5.0)
+                    return
+            result = _run_flow(
+                "daily",
+                prefect=prefect,
+                wait=wait,
+                datasets=names,
+                symbols=symbols,
+                lookback_days=lookback_days,
+                base_url=base_url,
+                host=host,
+                warehouse=_lake(warehouse),
+            )
         except (KeyError, ValueError) as exc:
             raise fail(str(exc.args[0] if isinstance(exc, KeyError) else exc), 2) from None
-        if dry_run:
-            # symbols with coverage start from its end; this shows the lookback window for all of them
-            _dry_run(jobs, settings.limits.total or 5.0)
-            return
-        result = _run_flow(
-            pipeline.daily,
-            datasets=names,
-            symbols=symbols,
-            lookback_days=lookback_days,
-            base_url=base_url,
-            host=host,
-            warehouse=_lake(warehouse),
-        )
+        except KiwoomError as exc:
+            raise fail(str(exc)) from None
         _finish(result)
 
     @app.command("universe")
@@ -246,21 +320,32 @@ def register(app: typer.Typer) -> None:
         host: HostOpt = None,
         warehouse: WarehouseOpt = None,
         dry_run: DryRunOpt = False,
+        prefect: PrefectOpt = False,
+        wait: WaitOpt = False,
     ) -> None:
         """Refresh the stock list (ka10099) and sector codes (ka10101) used to choose symbols."""
-        from flows import pipeline
+        from flows.plans import UNIVERSE_MARKETS
 
         settings = _settings(base_url, host)
         if dry_run:
-            n = sum(len(m) for m in pipeline.UNIVERSE_MARKETS.values())
+            n = sum(len(m) for m in UNIVERSE_MARKETS.values())
             console.print(
                 f"would fetch ka10099 and ka10101 for {n} markets: {n} requests, "
                 f"{n / (settings.limits.total or 5.0):.1f} s at the configured rate"
             )
             return
-        _finish(
-            _run_flow(pipeline.refresh_universe, base_url=base_url, host=host, warehouse=_lake(warehouse))
-        )
+        try:
+            result = _run_flow(
+                "refresh_universe",
+                prefect=prefect,
+                wait=wait,
+                base_url=base_url,
+                host=host,
+                warehouse=_lake(warehouse),
+            )
+        except KiwoomError as exc:
+            raise fail(str(exc)) from None
+        _finish(result)
 
 
 def _lake(warehouse: Path | None) -> str | None:

@@ -4,6 +4,9 @@ Every row a run writes carries its id (``run_id``); the ``meta.writes`` row is
 written in the same transaction as the rows it counts, so a write counts only
 when its ledger row commits (as in dlt's load ledger). A run's first write opens
 it in ``meta.runs`` if the flow did not.
+
+A ``running`` row whose holder (``warehouse.lease``) is gone reads as
+``interrupted``: the process was killed before it could close its run.
 """
 
 from __future__ import annotations
@@ -18,9 +21,18 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from warehouse.lease import holder_alive
 from warehouse.tables import now
 
-__all__ = ["Run", "last_writes", "open_run", "record_write", "replace_run", "runs_frame"]
+__all__ = [
+    "Run",
+    "last_writes",
+    "open_run",
+    "record_write",
+    "replace_run",
+    "runs_frame",
+    "with_live_status",
+]
 
 
 @dataclass(frozen=True)
@@ -93,13 +105,41 @@ def _insert_run(
 
 
 def runs_frame(con: duckdb.DuckDBPyConnection, limit: int = 20) -> pl.DataFrame:
-    """The latest runs, newest first, with the rows each wrote."""
-    return con.execute(
+    """The latest runs, newest first, with the rows each wrote; a dead holder's run reads ``interrupted``."""
+    frame = con.execute(
         "SELECT r.*, coalesce(w.rows, 0) AS rows_written FROM meta.runs r "
         "LEFT JOIN (SELECT run_id, sum(rows) AS rows FROM meta.writes GROUP BY run_id) w USING (run_id) "
         "ORDER BY started_at DESC LIMIT ?",
         [limit],
     ).pl()
+    return with_live_status(frame)
+
+
+def with_live_status(frame: pl.DataFrame) -> pl.DataFrame:
+    """``status`` with ``running`` rows whose holder is gone shown as ``interrupted`` (a few rows: the
+    latest runs; each running row's holder is looked at once)."""
+    running = frame.filter(pl.col("status") == "running")
+    if running.is_empty():
+        return frame
+    gone = [
+        run_id
+        for run_id, summary in running.select("run_id", "summary").iter_rows()
+        if holder_alive(_json(summary)) is False
+    ]
+    return frame.with_columns(
+        pl.when(pl.col("run_id").is_in(gone))
+        .then(pl.lit("interrupted"))
+        .otherwise(pl.col("status"))
+        .alias("status")
+    )
+
+
+def _json(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def last_writes(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[datetime, str]]:
