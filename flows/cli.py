@@ -2,21 +2,90 @@
 
 from __future__ import annotations
 
+import os
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 import schemas
 from flows import lake_cmds, run_cmds, stream_cmds
 from schemas.catalog import TR, Field
 
-app = typer.Typer(
-    help="kiwoom-warehouse: Kiwoom market data into a DuckDB/DuckLake warehouse.", no_args_is_help=True
-)
 console = Console()
+
+_PREFECT_DOWN = ("Failed to reach API at", "Timed out while attempting to connect to ephemeral Prefect API")
+_DUCKDB_ENVIRONMENT = (
+    "malformed",
+    "not a database",
+    "unable to open database file",
+    "permission denied",
+    "read-only file system",
+    "readonly database",
+    "no space left",
+    "disk i/o error",
+)
+
+
+def environment_error(exc: BaseException) -> tuple[str, int] | None:
+    """The one-line message and exit code for an error of the environment or input, else None (a bug).
+
+    ``WarehouseError``: exit 2 (bad input) or 1 (``LakeError``: the lake on disk); a file
+    system error, a damaged catalog or an unreachable Prefect API: exit 1.
+    """
+    import duckdb
+    import httpx
+
+    from warehouse import WarehouseError
+
+    if isinstance(exc, WarehouseError):
+        return str(exc), exc.exit_code
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    api = os.environ.get("PREFECT_API_URL", "")
+    if (isinstance(exc, RuntimeError) and text.startswith(_PREFECT_DOWN)) or (
+        isinstance(exc, httpx.TransportError) and api and _request_url(exc).startswith(api.rstrip("/"))
+    ):
+        return (
+            f"the Prefect API is not reachable ({text}): start it (`prefect server start`), point "
+            "PREFECT_API_URL at a running server, or unset PREFECT_API_URL to run without one",
+            1,
+        )
+    if isinstance(exc, duckdb.Error) and any(m in text.lower() for m in _DUCKDB_ENVIRONMENT):
+        return f"the warehouse failed: {text}: check the lake folder (README: Safety)", 1
+    if isinstance(exc, OSError) and exc.filename is not None:
+        where = f"{exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 else "")
+        return f"{exc.strerror or type(exc).__name__}: {where}: check the path and its permissions", 1
+    return None
+
+
+def _request_url(exc: BaseException) -> str:
+    try:
+        return str(exc.request.url)  # type: ignore[attr-defined]
+    except RuntimeError:  # an httpx error raised without a request
+        return ""
+
+
+class _Group(TyperGroup):
+    """Every command: errors of the environment or input are one line on stderr and an exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            known = environment_error(exc)
+            if known is None:
+                raise
+            raise lake_cmds.fail(*known) from None
+
+
+app = typer.Typer(
+    help="kiwoom-warehouse: Kiwoom market data into a DuckDB/DuckLake warehouse.",
+    no_args_is_help=True,
+    cls=_Group,
+)
 
 lake_cmds.register(app)
 run_cmds.register(app)

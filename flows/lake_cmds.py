@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from warehouse import LakeConfig, Warehouse, WarehouseError, connect
+from warehouse import LakeConfig, Warehouse, WarehouseError, connect, maintenance
 
 # piped output (`make demo | tee`) gets a wide table instead of rich's 80 columns
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -31,7 +31,7 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)  # one line, never wrapped
     return typer.Exit(code)
 
 
@@ -84,7 +84,7 @@ def register(app: typer.Typer) -> None:
         try:
             con = connect(read_only=True, warehouse=warehouse)
         except WarehouseError as exc:
-            raise fail(str(exc), 2) from None
+            raise fail(str(exc), exc.exit_code) from None
         try:
             frame = con.sql(query).pl() if query.strip() else pl.DataFrame()
         except duckdb.Error as exc:
@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
         runs: Annotated[int, typer.Option(help="recent runs listed")] = 10,
     ) -> None:
         """Datasets with row counts, time ranges and last runs; recent runs; gaps against the KRX calendar."""
-        config = LakeConfig.load(warehouse)
+        config = LakeConfig.load(warehouse).reading()  # a status never writes (the lake may be read-only)
         if not config.exists():
             raise fail(f"no warehouse at {config.root}: run `kwh backfill` or `make demo` first", 2)
         show_status(Warehouse(config), gaps, runs)
@@ -112,16 +112,33 @@ def register(app: typer.Typer) -> None:
             str, typer.Option(help="expire snapshots and delete files older than this")
         ] = "7d",
         dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would be done")] = False,
+        delete_orphans: Annotated[
+            bool,
+            typer.Option(
+                "--delete-orphans",
+                help="also delete files in the data folder that the catalog does not list (a crashed "
+                "writer's); never use it on a lake whose catalog was restored or replaced",
+            ),
+        ] = False,
     ) -> None:
-        """Merge small files, expire old snapshots and delete files nothing refers to."""
+        """Merge small files, expire old snapshots and delete the files they held (orphans on request)."""
         age = _duration(older_than)
         config = LakeConfig.load(warehouse)
+        if dry_run:
+            config = config.reading()
         if not config.exists():
             raise fail(f"no warehouse at {config.root}", 2)
         with Warehouse(config) as wh:
-            result = wh.compact(older_than=age, dry_run=dry_run)
+            result = maintenance.compact(wh.con, age, dry_run=dry_run, delete_orphans=delete_orphans)
         title = "compaction (dry run: nothing changed)" if dry_run else "compaction"
         print_frame(pl.DataFrame([result]), "table", title=title)
+        kept = result["orphans"] - result["orphans_deleted"]
+        if kept:
+            console.print(
+                f"{kept} files in {config.data_path} are not in the catalog and were kept: a crashed "
+                "writer's leftovers, or the data of a catalog that was replaced; `kwh compact "
+                "--delete-orphans` deletes them once you are sure the catalog is the right one"
+            )
 
 
 def show_status(wh: Warehouse, n_gaps: int = 20, n_runs: int = 10) -> None:

@@ -19,6 +19,12 @@ the project folder. So ``kwh`` run in the checkout and a notebook started in
 
 Extensions load from the ``duckdb-ext-*`` packages (offline) when they are
 installed, otherwise DuckDB's own ``INSTALL`` is used.
+
+Safety (``open_lake``): a damaged or missing catalog beside data files is refused,
+never re-created (``catalog_file``); a read-only open never writes the catalog; a
+lake folder in the default layout may be moved or copied and uses its own
+``files/`` wherever it is. Errors are ``WarehouseError`` (bad input) and
+``LakeError`` (the lake on disk), one line each (``warehouse.errors``).
 """
 
 from __future__ import annotations
@@ -34,14 +40,25 @@ import time
 import tomllib
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
 import duckdb
 from dotenv import dotenv_values
 
-__all__ = ["LAKE", "LakeConfig", "WarehouseError", "open_lake", "project_dir", "retry_transaction"]
+from warehouse.catalog_file import CatalogFile, examine, holds_files, relocate
+from warehouse.errors import LakeError, WarehouseError
+
+__all__ = [
+    "LAKE",
+    "LakeConfig",
+    "LakeError",
+    "WarehouseError",
+    "open_lake",
+    "project_dir",
+    "retry_transaction",
+]
 
 LAKE = "lake"  # the attached catalog's name; datasets are lake.main.<name>
 TIMEZONE = "Asia/Seoul"
@@ -50,15 +67,12 @@ _CATALOG_EXTENSIONS = {"sqlite": "sqlite", "postgres": "postgres", "mysql": "mys
 T = TypeVar("T")
 
 
-class WarehouseError(Exception):
-    """The warehouse was asked for something it cannot do (bad dataset, frame, config)."""
-
-
 @dataclass(frozen=True)
 class LakeConfig:
     root: Path
     catalog: str
     data_path: str
+    read_only: bool = False  # every open of this lake is read-only (``kwh status``, ``kwh sql``)
 
     @classmethod
     def load(
@@ -96,8 +110,22 @@ class LakeConfig:
         return Path(self.catalog.partition(":")[2]) if self.scheme == "sqlite" else None
 
     def exists(self) -> bool:
+        """Whether a catalog is there (a file where the lake folder should be is a ``WarehouseError``)."""
+        _check_folder(self, read_only=True)
         path = self.sqlite_path()
         return path.exists() if path is not None else True
+
+    def reading(self) -> LakeConfig:
+        """The same lake, opened read-only whoever opens it (a ``Warehouse`` too)."""
+        return replace(self, read_only=True)
+
+    @property
+    def own_files(self) -> bool:
+        """The default layout: the catalog and ``files/`` in the lake folder, which may be moved or copied."""
+        return (
+            self.catalog == f"sqlite:{self.root / 'catalog.sqlite'}"
+            and self.data_path == f"{self.root / 'files'}/"
+        )
 
     def describe(self) -> str:
         """For messages: the catalog without anything that looks like a password."""
@@ -135,7 +163,7 @@ def _load(con: duckdb.DuckDBPyConnection, name: str) -> None:
             con.execute(f"INSTALL {name}")
             con.execute(f"LOAD {name}")
         except duckdb.Error as exc:
-            raise WarehouseError(
+            raise LakeError(
                 f"DuckDB extension {name!r} is not available: install the duckdb-ext-{name} package "
                 f"(pinned in requirements.lock for ducklake and sqlite) ({exc})"
             ) from exc
@@ -143,47 +171,113 @@ def _load(con: duckdb.DuckDBPyConnection, name: str) -> None:
 
 def _prepare_sqlite(path: Path) -> None:
     """A new SQLite catalog in WAL mode, so readers never block the writer's commit."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(path) as db:
-        db.execute("PRAGMA journal_mode=WAL")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(path) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+    except (OSError, sqlite3.Error) as exc:
+        raise LakeError(f"cannot create the catalog {path} ({exc}): check the folder's permissions") from None
 
 
 def _readable_copy(path: Path) -> Path | None:
     """A private copy of a SQLite catalog in a folder this process cannot write, else None.
 
     SQLite in WAL mode cannot open a database read-only where it cannot create the
-    ``-shm`` file (a read-only mount, a snapshot): the copy (with its ``-wal``, so
-    the last commits are there) is opened instead. Nobody writes such a lake, so
-    the copy is the lake as it is.
+    ``-shm`` file (a read-only mount, a snapshot, another user's lake): the copy
+    (with its ``-wal``, so the last commits are there) is opened instead. Nobody
+    writes such a lake, so the copy is the lake as it is.
     """
-    if os.access(path.parent, os.W_OK):
+    shm = path.with_name(path.name + "-shm")
+    if os.access(path.parent, os.W_OK) and (not shm.exists() or os.access(shm, os.W_OK)):
         return None
     folder = Path(tempfile.mkdtemp(prefix="kwh-catalog-"))
-    for suffix in ("", "-wal"):
-        src = path.with_name(path.name + suffix)
-        if src.exists():
-            shutil.copyfile(src, folder / src.name)
+    try:
+        for suffix in ("", "-wal"):
+            src = path.with_name(path.name + suffix)
+            if src.exists():
+                shutil.copyfile(src, folder / src.name)
+    except OSError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise LakeError(f"cannot read the catalog {path} ({exc}): check the lake's permissions") from None
     return folder / path.name
+
+
+def _check_folder(config: LakeConfig, read_only: bool) -> None:
+    """The lake folder is a folder, and writable for a write."""
+    for folder in {config.root, *(p.parent for p in (config.sqlite_path(),) if p is not None)}:
+        if folder.exists() and not folder.is_dir():
+            raise WarehouseError(f"the warehouse path {folder} is a file, not a folder: give a lake folder")
+    path = config.sqlite_path()
+    if read_only or path is None or not path.parent.exists():
+        return
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise LakeError(
+            f"the lake {path.parent} is read-only for this user: writing needs write access to it "
+            "(kwh sql, kwh status and warehouse.connect() read it as it is)"
+        )
+
+
+def _check_catalog(config: LakeConfig, opened: Path | None, read_only: bool) -> None:
+    """Refuse a damaged catalog, and make a moved or copied lake use its own files (``catalog_file``)."""
+    path = config.sqlite_path()
+    if path is None:
+        return
+    found: CatalogFile | None = examine(opened or path, config.data_path, shown=path)
+    if found is None:
+        if read_only:
+            raise WarehouseError(f"no warehouse at {config.root}: nothing has been written there yet")
+        return
+    if found.data_path in ("", config.data_path):
+        return
+    if config.own_files:
+        if not read_only:
+            relocate(found, config.data_path)
+        return
+    if holds_files(f"{config.root / 'files'}/"):
+        raise LakeError(
+            f"the lake {config.root} holds its own files/ but KWH_DATA_PATH points to {config.data_path}: "
+            "unset KWH_DATA_PATH (a copied lake must not use another lake's files)"
+        )
+    if not read_only:
+        raise LakeError(
+            f"catalog {path} records its files at {found.data_path}, not {config.data_path}: "
+            f"set KWH_DATA_PATH={found.data_path}, or move the files there"
+        )
 
 
 def open_lake(config: LakeConfig, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """A fresh in-memory DuckDB with the lake attached as ``lake`` and in use.
 
-    ``read_only``: nothing is created or written; a lake on a read-only file system is read
-    through a temporary copy of its SQLite catalog (``_readable_copy``), deleted with the connection.
+    ``read_only`` (or ``config.read_only``): nothing is created or written; a lake in a
+    folder this user cannot write is read through a temporary copy of its SQLite catalog
+    (``_readable_copy``), deleted with the connection. A damaged catalog is refused
+    (``LakeError``), never replaced; a lake folder moved or copied uses its own files.
     """
+    read_only = read_only or config.read_only
     sqlite_path = config.sqlite_path()
+    _check_folder(config, read_only)
     if read_only and not config.exists():
-        raise WarehouseError(f"no warehouse at {config.root}: nothing has been written there yet")
-    catalog = config.catalog
+        _check_catalog(config, None, read_only)  # a missing catalog beside files is a damaged lake
     copy = _readable_copy(sqlite_path) if read_only and sqlite_path is not None else None
+    try:
+        _check_catalog(config, copy, read_only)
+        catalog = f"sqlite:{copy}" if copy is not None else config.catalog
+        if not read_only:
+            if sqlite_path is not None:
+                _prepare_sqlite(sqlite_path)
+            if "://" not in config.data_path:
+                Path(config.data_path).mkdir(parents=True, exist_ok=True)
+        con = _attach(config, catalog, read_only)
+    except BaseException:
+        if copy is not None:
+            shutil.rmtree(copy.parent, ignore_errors=True)
+        raise
     if copy is not None:
-        catalog = f"sqlite:{copy}"
-    if not read_only:
-        if sqlite_path is not None:
-            _prepare_sqlite(sqlite_path)
-        if "://" not in config.data_path:
-            Path(config.data_path).mkdir(parents=True, exist_ok=True)
+        weakref.finalize(con, shutil.rmtree, copy.parent, True)
+    return con
+
+
+def _attach(config: LakeConfig, catalog: str, read_only: bool) -> duckdb.DuckDBPyConnection:
     settings: dict[str, str | bool | int | float | list[str]] = {
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
@@ -192,26 +286,41 @@ def open_lake(config: LakeConfig, read_only: bool = False) -> duckdb.DuckDBPyCon
     if ext:
         settings["extension_directory"] = ext
     con = duckdb.connect(":memory:", config=settings)
-    if copy is not None:
-        weakref.finalize(con, shutil.rmtree, copy.parent, True)
     try:
         con.execute(f"SET TimeZone = '{TIMEZONE}'")
         _load(con, "ducklake")
         if config.scheme != "duckdb":
             _load(con, _CATALOG_EXTENSIONS[config.scheme])
         options = [f"DATA_PATH '{_quote(config.data_path)}'"]
+        if read_only or config.own_files:
+            # a lake read where it was copied or mounted, or a moved lake folder: its files are here now
+            options.append("OVERRIDE_DATA_PATH TRUE")
         if read_only:
-            # a lake read where it was copied or mounted: its files are under DATA_PATH now
-            options += ["READ_ONLY", "OVERRIDE_DATA_PATH TRUE"]
-        retry_transaction(
-            lambda: con.execute(f"ATTACH 'ducklake:{_quote(catalog)}' AS {LAKE} ({', '.join(options)})"),
-            con=None,
-        )
+            options.append("READ_ONLY")
+        try:
+            retry_transaction(
+                lambda: con.execute(f"ATTACH 'ducklake:{_quote(catalog)}' AS {LAKE} ({', '.join(options)})"),
+                con=None,
+            )
+        except duckdb.Error as exc:
+            raise _attach_error(config, exc) from None
         con.execute(f"USE {LAKE}")
     except BaseException:
         con.close()
         raise
     return con
+
+
+def _attach_error(config: LakeConfig, exc: duckdb.Error) -> LakeError:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    lower = text.lower()
+    if "malformed" in lower or "not a database" in lower or "failed to load ducklake" in lower:
+        hint = "the catalog is damaged: restore it from a backup (README: Safety)"
+    elif "unable to open" in lower or "permission" in lower or "read-only" in lower or "readonly" in lower:
+        hint = "check that this user may read the lake folder (and write it, for a write)"
+    else:
+        hint = "see the message above"
+    return LakeError(f"cannot open the lake ({config.describe()}): {text}: {hint}")
 
 
 def _quote(text: str) -> str:

@@ -1,4 +1,4 @@
-"""Maintenance: merge small files, expire old snapshots, delete files no snapshot needs."""
+"""Maintenance: merge small files, expire old snapshots, delete the files they held (orphans on request)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,19 @@ __all__ = ["compact", "file_count", "sort_day"]
 
 
 def compact(
-    con: duckdb.DuckDBPyConnection, older_than: timedelta = timedelta(days=7), dry_run: bool = False
+    con: duckdb.DuckDBPyConnection,
+    older_than: timedelta = timedelta(days=7),
+    dry_run: bool = False,
+    delete_orphans: bool = False,
 ) -> dict[str, int]:
-    """Merge small files, expire snapshots older than ``older_than`` and delete files no one needs.
+    """Merge small files, expire snapshots older than ``older_than`` and delete the files they held.
 
-    Files of expired snapshots (and orphans from crashed writers) are deleted only
-    once they are ``older_than`` too, so a long-running reader is not cut off.
-    ``dry_run`` counts what would be expired and deleted and changes nothing.
+    Files of expired snapshots are deleted only once they are ``older_than`` too, so a
+    long-running reader is not cut off. Orphans (files in the data folder the catalog
+    does not know: a crashed writer's, or every file of a lake whose catalog was
+    replaced) are counted, and deleted only with ``delete_orphans``: a catalog that
+    lost its history must not take the data with it. ``dry_run`` counts what would
+    be expired and deleted and changes nothing.
     """
     cutoff = now() - older_than
     flag = ", dry_run => true" if dry_run else ""
@@ -35,14 +41,22 @@ def compact(
         merged = count(f"CALL ducklake_merge_adjacent_files('{LAKE}')")
     expired = count(f"CALL ducklake_expire_snapshots('{LAKE}', older_than => ?{flag})", cutoff)
     cleaned = count(f"CALL ducklake_cleanup_old_files('{LAKE}', older_than => ?{flag})", cutoff)
-    orphans = count(f"CALL ducklake_delete_orphaned_files('{LAKE}', older_than => ?{flag})", cutoff)
+    orphans = orphans_deleted = count(
+        f"CALL ducklake_delete_orphaned_files('{LAKE}', older_than => ?, dry_run => true)", cutoff
+    )
+    if delete_orphans and orphans and not dry_run:
+        orphans_deleted = count(f"CALL ducklake_delete_orphaned_files('{LAKE}', older_than => ?)", cutoff)
+    elif not delete_orphans:
+        orphans_deleted = 0
     return {
         "files_before": before,
         "files_after": file_count(con),
         "rewritten": rewritten,
         "merged": merged,
         "snapshots_expired": expired,
-        "files_deleted": cleaned + orphans,
+        "files_deleted": cleaned + orphans_deleted,
+        "orphans": orphans,
+        "orphans_deleted": orphans_deleted,
     }
 
 

@@ -178,7 +178,13 @@ def atomic(con: duckdb.DuckDBPyConnection, body: Callable[[], T]) -> T:
 
 
 def create_meta(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the ``meta`` tables that are missing (one transaction) and set their inlining options."""
+    """Create the ``meta`` tables that are missing (one transaction) and set their inlining options.
+
+    A lake attached read-only is left as it is (a reader never writes).
+    """
+    ro = con.execute("SELECT readonly FROM duckdb_databases() WHERE database_name = ?", [LAKE]).fetchone()
+    if ro and ro[0]:
+        return
     have = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'meta'", [LAKE]
     ).fetchone()
