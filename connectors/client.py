@@ -225,6 +225,12 @@ class KiwoomClient:
     ) -> Page:
         try:
             response = await self._http.post(path, content=content, headers=headers)
+        except (httpx.LocalProtocolError, UnicodeEncodeError) as exc:
+            # a header (the server's next-key) that HTTP cannot carry: the same every time, never retried
+            raise RequestRefused(
+                f"request not sendable (next-key {str(key)[:40]!r}): {type(exc).__name__}: {exc}",
+                api_id=api_id,
+            ) from None
         except httpx.TimeoutException as exc:
             raise ConnectionFailed(f"timed out: {type(exc).__name__}", api_id=api_id) from None
         except (httpx.TransportError, httpx.DecodingError) as exc:

@@ -4,7 +4,8 @@
 
     KiwoomError                 api_id, return_code, code, http_status on every error
     ├── ConfigError             settings missing or invalid (nothing was sent)
-    ├── RequestRefused          refused before sending: unknown TR, order TR, missing field
+    ├── RequestRefused          refused before sending: unknown TR, order TR, missing field,
+    │                           a header HTTP cannot carry (a next-key with control characters)
     │   └── OrderRefused        this product never trades
     ├── TransientError          retried with backoff; raised once the retries run out
     │   ├── RateLimited         1700 / 1701 / 1702 / 1687, HTTP 429
