@@ -170,7 +170,7 @@ def test_every_amount_column_says_its_unit():
     """A dataset's amount column is in won, or its comment says plainly what it holds."""
     for ds in datasets().values():
         for column, comment in ds.comments.items():
-            if column.endswith(("_amt", "_prica")) or column == "turnover":
+            if column.endswith(("_amount", "turnover")):
                 assert "원" in comment or "단위 미상" in comment or "요청에 따라" in comment, (
                     f"{ds.name}.{column}: {comment!r} does not say its unit"
                 )

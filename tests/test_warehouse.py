@@ -123,6 +123,7 @@ def test_bar_contracts():
         assert ds.time == ("ts" if intraday else "date")
         assert ds.schema[ds.time] == (pl.Datetime("us", "Asia/Seoul") if intraday else pl.Date)
         assert ("tic_scope" in ds.schema) == intraday
+        assert ds.schema["date"] == pl.Date, "tick and minute bars carry their KST trading date too"
         assert ("adjusted" in ds.schema) == (not name.startswith("sector")), name
         assert ds.schema["close"] == (pl.Float64 if name.startswith("sector") else pl.Int64)
 
@@ -216,6 +217,7 @@ def test_minute_and_tick_bars_carry_scope_and_kst_time(sim):
     assert (bars["tic_scope"] == 5).all()
     assert bars["ts"].dtype == pl.Datetime("us", "Asia/Seoul")
     assert bars["ts"].max() == datetime(2025, 12, 30, 15, 30, tzinfo=KST)
+    assert (bars["date"] == bars["ts"].dt.date()).all() and bars["date"].max() == date(2025, 12, 30)
     assert bars["turnover"].is_null().all()
     tick = dataset("stock_bars_tick")
     body = tick.request(symbol="005930")
@@ -325,10 +327,10 @@ def test_reference_lists_are_replaced_per_market(wh):
             {
                 "fetched_at": [at] * len(codes),
                 "mrkt_tp": [market] * len(codes),
-                "marketCode": [market] * len(codes),
-                "code": codes,
+                "market_code": [market] * len(codes),
+                "symbol": codes,
                 "name": codes,
-                "group": ["g"] * len(codes),
+                "sector_group": ["g"] * len(codes),
             },
             schema={c: t for c, t in ds.schema.items() if c != "run_id"},
         )
@@ -337,7 +339,7 @@ def test_reference_lists_are_replaced_per_market(wh):
     wh.write("sector_list", listing("1", ["101"]), Run.new())
     wh.write("sector_list", listing("0", ["001", "004"]), Run.new())  # 002 and 003 are gone
     table = wh.read("sector_list")
-    assert sorted(zip(table["mrkt_tp"], table["code"], strict=True)) == [
+    assert sorted(zip(table["mrkt_tp"], table["symbol"], strict=True)) == [
         ("0", "001"),
         ("0", "004"),
         ("1", "101"),

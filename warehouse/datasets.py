@@ -29,10 +29,11 @@ import polars as pl
 
 from schemas.calendar import KST
 from schemas.catalog import TR, Field, catalog
+from schemas.columns import OPTION_VALUES, option_column, option_value, tr_columns
 from schemas.normalize import output_schema
 from warehouse.units import to_base_units, unit_note
 
-__all__ = ["BAR_DATASETS", "Dataset", "dataset", "datasets", "default_request"]
+__all__ = ["BAR_DATASETS", "Dataset", "dataset", "datasets", "default_request", "option_renames", "renames"]
 
 TS = pl.Datetime("us", "Asia/Seoul")
 RUN_ID = "run_id"
@@ -61,6 +62,7 @@ class Dataset:
     _build: Callable[[Dataset, str, pl.DataFrame, Mapping[str, str], datetime], pl.DataFrame] = field(
         repr=False, compare=False
     )
+    wire: Mapping[str, str] = field(default_factory=dict)  # column -> the wire field or request option
 
     @property
     def columns(self) -> list[str]:
@@ -89,7 +91,9 @@ class Dataset:
                 out[opt] = int(request.get("tic_scope") or defaults.get("tic_scope") or 1)
             else:
                 # an option left out of the request is "" (keys are never null)
-                out[opt] = request.get(opt, defaults.get(opt)) or ""
+                wire = self.wire.get(opt, opt)
+                sent = request[wire] if wire in request else defaults.get(wire)
+                out[opt] = option_value(api_id, wire, sent or "")
         return out
 
     def request(
@@ -155,21 +159,22 @@ def _fields(api_id: str) -> dict[str, Field]:
     return {f.column or f.name: f for f in catalog().tr(api_id).row_fields()}
 
 
-def _comment(f: Field) -> str:
-    note = unit_note(f)
-    return f"{f.label or f.name}" + (f" ({note})" if note else "")
+def _comment(api_id: str, f: Field, label: str) -> str:
+    note = unit_note(f, api_id)
+    return label + (f" ({note})" if note else "")
 
 
-def _wire_comments(api_id: str) -> dict[str, str]:
+def _column_comments(api_id: str) -> dict[str, str]:
+    """The comment of each English column of ``api_id``: the Korean label and the unit it holds."""
+    fields = _fields(api_id)
     out: dict[str, str] = {}
-    for name, f in _fields(api_id).items():
-        for col in f.output_schema(name):
-            if col.endswith("_dir"):
-                out[col] = f"{f.label} 대비 방향 (+1 상승, -1 하락, 0 보합)"
-            elif col.endswith("_venue"):
-                out[col] = f"{f.label} 거래소 (KRX, NXT, SOR)"
-            else:
-                out[col] = _comment(f)
+    for col, (name, label, wire) in tr_columns(api_id).items():
+        if col == wire:
+            out[name] = _comment(api_id, fields[wire], label)
+        elif col.endswith("_dir"):
+            out[name] = f"{label} 대비 방향 (+1 상승, -1 하락, 0 보합)"
+        else:
+            out[name] = f"{label} 거래소 (KRX, NXT, SOR)"
     return out
 
 
@@ -178,8 +183,16 @@ def _option_comment(tr: TR, name: str) -> str:
     if spec is None:
         return "요청 조건"
     allowed = spec.get("allowed") or {}
+    label = spec.get("label") or name
+    column = option_column(tr.id, name)
+    if column != name:
+        codes = allowed or dict.fromkeys(OPTION_VALUES[(tr.id, name)], "")
+        values = ", ".join(
+            f"{option_value(tr.id, name, k)}" + (f" ({v})" if v else "") for k, v in codes.items()
+        )
+        return f"요청 {label} ({name}): {values}"
     values = ", ".join(f"{k}={v}" for k, v in allowed.items())
-    return f"요청 {spec.get('label') or name}" + (f": {values}" if values else "")
+    return f"요청 {label}" + (f": {values}" if values else "")
 
 
 def _to_date(col: pl.Expr, dtype: pl.DataType) -> pl.Expr:
@@ -238,6 +251,7 @@ _BAR_COMMENTS = {
     "symbol": "종목코드 (업종은 업종코드)",
     "ts": "체결시간 (Asia/Seoul): 봉의 끝 시각, 틱은 체결 시각",
     "date": "일자 (주봉/월봉/년봉은 기간의 첫 거래일이 아닌 키움이 주는 기준일)",
+    "trading_date": "거래일 (Asia/Seoul): ts의 한국 날짜, 일별 집계는 GROUP BY date",
     "tic_scope": "틱/분 범위 (요청 tic_scope: 1, 3, 5, 10, 30 ...)",
     "adjusted": "수정주가 적용 여부 (요청 upd_stkpc_tp = 1)",
     "seq": "같은 체결시간(초) 안의 순번, 0부터 시간순",
@@ -245,10 +259,23 @@ _BAR_COMMENTS = {
     "high": "고가",
     "low": "저가",
     "close": "종가 (틱/분봉은 현재가)",
-    "volume": "거래량 (주); 서버가 포화값 4294967295(2^32-1)를 보내면 NULL",
+    "volume": "거래량",
     "turnover": "거래대금 (원)",
     RUN_ID: "이 행을 쓴 실행(run)의 id",
 }
+
+
+def _bar_wire(api_id: str, intraday: bool) -> dict[str, str]:
+    """The wire field of each bar column of ``api_id`` (turnover only where the chart sends it)."""
+    fields = _fields(api_id)
+    out = {"ts": "cntr_tm"} if intraday else {"date": "dt"}
+    close = "cur_prc" if "cur_prc" in fields else "cntr_pric"
+    out |= {"open": "open_pric", "high": "high_pric", "low": "low_pric", "close": close}
+    out["volume"] = "trde_qty" if "trde_qty" in fields else "acc_trde_qty"
+    money = next((n for n in ("trde_prica", "acc_trde_prica") if n in fields), None)
+    if money and not intraday:
+        out["turnover"] = money
+    return out
 
 
 def _bar_build(
@@ -258,11 +285,13 @@ def _bar_build(
     param = "inds_cd" if "inds_cd" in {s["name"] for s in catalog().tr(api_id).request} else "stk_cd"
     symbol = _check_symbol(ds, request, param)
     intraday = ds.time == "ts"
-    close = "cur_prc" if "cur_prc" in fields else "cntr_pric"
-    volume = "trde_qty" if "trde_qty" in fields else "acc_trde_qty"
+    wire = _bar_wire(api_id, intraday)
+    volume = wire["volume"]
     cols: dict[str, pl.Expr] = {"symbol": _lit_str(symbol)}
     if intraday:
         cols["ts"] = pl.col("cntr_tm").cast(TS)
+        # the KST trading day of ts: a daily aggregate is a plain GROUP BY date
+        cols["date"] = pl.col("cntr_tm").cast(TS).dt.date()
     else:
         cols["date"] = _to_date(pl.col("dt"), frame.schema["dt"])
     options = ds.option_values(api_id, request)
@@ -271,14 +300,13 @@ def _bar_build(
     if "adjusted" in options:
         cols["adjusted"] = pl.lit(options["adjusted"], pl.Boolean)
     price_type = ds.schema["close"]
-    for out, src in (("open", "open_pric"), ("high", "high_pric"), ("low", "low_pric"), ("close", close)):
-        cols[out] = pl.col(src).cast(price_type)
+    for out in ("open", "high", "low", "close"):
+        cols[out] = pl.col(wire[out]).cast(price_type)
     cols["volume"] = pl.when(~pl.col("__saturated")).then(pl.col(volume).cast(pl.Int64))
-    money = next((n for n in ("trde_prica", "acc_trde_prica") if n in fields), None)
-    if money and not intraday:
-        if fields[money].unit is None:
-            raise ValueError(f"{api_id}.{money} has no known unit; cannot express turnover in won")
-        cols["turnover"] = pl.col(money).cast(pl.Int64)
+    if "turnover" in wire:
+        if fields[wire["turnover"]].unit is None:
+            raise ValueError(f"{api_id}.{wire['turnover']} has no known unit; cannot express turnover in won")
+        cols["turnover"] = pl.col(wire["turnover"]).cast(pl.Int64)
     else:
         cols["turnover"] = pl.lit(None, pl.Int64)
     saturated = (pl.col(volume) == SATURATED_VOLUME).fill_null(False).alias("__saturated")
@@ -295,6 +323,8 @@ def _bar_dataset(family: str, interval: str, sources: tuple[str, ...]) -> Datase
     takes = {s["name"] for s in catalog().tr(sources[0]).request}
     cols: dict[str, pl.DataType] = {"symbol": pl.String()}
     cols["ts" if intraday else "date"] = TS if intraday else pl.Date()
+    if intraday:
+        cols["date"] = pl.Date()
     options: list[str] = []
     if "tic_scope" in takes:
         cols["tic_scope"] = pl.Int16()
@@ -317,6 +347,15 @@ def _bar_dataset(family: str, interval: str, sources: tuple[str, ...]) -> Datase
             body["tic_scope"] = "1"
         defaults[api] = body
     comments = {c: _BAR_COMMENTS[c] for c in cols}
+    if intraday:
+        comments["date"] = _BAR_COMMENTS["trading_date"]
+    wire = _bar_wire(sources[0], intraday)
+    notes = {unit_note(_fields(api)[_bar_wire(api, intraday)["volume"]], api) for api in sources}
+    if len(notes) != 1:
+        raise ValueError(f"{family}_bars_{interval}: its sources send volume in different units {notes}")
+    comments["volume"] = f"거래량 ({notes.pop()}); 서버가 포화값 4294967295(2^32-1)를 보내면 NULL"
+    if "turnover" not in wire:
+        comments["turnover"] = "거래대금: 이 차트는 보내지 않아 NULL"
     if family == "sector":
         comments |= {c: f"{_BAR_COMMENTS[c]} (지수, 실제 지수값)" for c in ("open", "high", "low", "close")}
     return Dataset(
@@ -335,6 +374,7 @@ def _bar_dataset(family: str, interval: str, sources: tuple[str, ...]) -> Datase
         defaults=defaults,
         replace_by=key,
         _build=_bar_build,
+        wire=wire,
     )
 
 
@@ -435,8 +475,8 @@ _SPECS = (
     _Spec("stock_lending_trend_by_stock", "ka20068", "short", "series", "dt"),
     _Spec("stock_lending_details", "ka90012", "short", "snapshot"),
     # reference lists
-    _Spec("stock_list", "ka10099", "reference", "reference", key_extra=("code",)),
-    _Spec("sector_list", "ka10101", "reference", "reference", key_extra=("code",)),
+    _Spec("stock_list", "ka10099", "reference", "reference", key_extra=("symbol",)),
+    _Spec("sector_list", "ka10101", "reference", "reference", key_extra=("symbol",)),
 )
 
 
@@ -491,7 +531,8 @@ def _tr_build(
         lead["row" if ds.style == "snapshot" else "seq"] = pl.int_range(pl.len(), dtype=pl.Int32)
     sent = {**ds.defaults[api_id], **request}
     frame = to_base_units(api_id, frame, tr.row_fields(), sent)
-    out = frame.select(**lead, **{c: pl.col(c) for c in frame.columns if c not in drop})
+    names = tr_columns(api_id)
+    out = frame.select(**lead, **{names[c][0]: pl.col(c) for c in frame.columns if c not in drop})
     if ds.style == "intraday":
         out = out.reverse().with_columns(seq=pl.int_range(pl.len(), dtype=pl.Int32).over("ts")).reverse()
     return out
@@ -500,12 +541,17 @@ def _tr_build(
 def _tr_dataset(spec: _Spec) -> Dataset:
     tr = catalog().tr(spec.api_id)
     param = _symbol_param(tr)
-    options = _spec_options(spec, tr)
+    wire_options = _spec_options(spec, tr)
     defaults = {spec.api_id: default_request(spec.api_id)}
-    for opt in options:  # a series' options are always sent, so its key always says what the numbers mean
+    for (
+        opt
+    ) in wire_options:  # a series' options are always sent, so its key always says what the numbers mean
         allowed = next((s.get("allowed") for s in tr.request if s["name"] == opt), None)
         if spec.style in ("series", "intraday") and opt not in defaults[spec.api_id] and allowed:
             defaults[spec.api_id][opt] = next(iter(allowed))
+    # options that decide what the numbers mean are stored readable: measure = 'amount', not amt_qty_tp = '1'
+    option_wires = {option_column(spec.api_id, o): o for o in wire_options}
+    options = tuple(option_wires)
     time_col = {"series": "date", "intraday": "ts"}.get(spec.style, "fetched_at")
     symbol = "symbol" if param else None
     lead = (symbol,) if symbol else ()
@@ -518,9 +564,18 @@ def _tr_dataset(spec: _Spec) -> Dataset:
     else:
         key = (*options, *spec.key_extra)
     partition = {"series": ("year(date)",), "intraday": ("year(ts)",), "snapshot": ("year(fetched_at)",)}
-    comments = _wire_comments(spec.api_id)
-    comments |= {o: _option_comment(tr, o) for o in options}
-    comments |= {
+    columns = tr_columns(spec.api_id)
+    time_fields = {spec.time_field} if spec.time_field else set()
+    wire = {name: col for col, (name, _, w) in columns.items() if w not in time_fields}
+    clash = set(wire) & {*lead, *options, time_col, "row", "seq"}
+    if clash:
+        raise ValueError(f"{spec.name}: response columns {sorted(clash)} clash with the key columns")
+    wire |= option_wires
+    if symbol and param:
+        wire[symbol] = param
+    if spec.time_field:
+        wire[time_col] = spec.time_field
+    comments = {
         "symbol": "종목코드 (요청의 종목/업종 코드)",
         "date": "일자",
         "ts": "시각 (Asia/Seoul): 요청 일자 + 응답 시간",
@@ -529,6 +584,8 @@ def _tr_dataset(spec: _Spec) -> Dataset:
         "row": "응답 안의 순서 (0부터, 순위 순)",
         RUN_ID: _BAR_COMMENTS[RUN_ID],
     }
+    comments |= _column_comments(spec.api_id)
+    comments |= {o: _option_comment(tr, w) for o, w in option_wires.items()}
     ds = Dataset(
         name=spec.name,
         family=spec.family,
@@ -545,6 +602,7 @@ def _tr_dataset(spec: _Spec) -> Dataset:
         defaults=defaults,
         replace_by=(*options,) if spec.style == "reference" else key,
         _build=_tr_build,
+        wire=wire,
     )
     # the schema is what the build makes of an empty answer: one source of truth
     empty = pl.DataFrame(schema=output_schema(spec.api_id))
@@ -581,6 +639,41 @@ BAR_DATASETS = tuple(
     for interval in _BAR_INTERVALS
     if interval in ivs
 )
+
+
+@functools.cache
+def renames() -> dict[str, dict[str, str]]:
+    """Per TR dataset, each column's former (wire) name -> its English name, where they differ.
+
+    What a lake written before the English names needs: ``ALTER TABLE t RENAME COLUMN old TO new``.
+    Stream and bar datasets were never renamed.
+    """
+    out: dict[str, dict[str, str]] = {}
+    for spec in _SPECS:
+        ds = _registry()[spec.name]
+        moved = {ds.wire[c]: c for c in ds.columns if c in ds.wire and c not in (ds.symbol, ds.time)}
+        out[spec.name] = {old: new for old, new in moved.items() if old != new}
+    return out
+
+
+@functools.cache
+def option_renames() -> dict[str, dict[str, dict[str, str]]]:
+    """Per TR dataset, each readable option column -> its former wire code -> its value now.
+
+    After ``renames()``, ``UPDATE t SET measure = CASE measure WHEN '1' THEN 'amount' ... END``;
+    coverage and cursor keys (``options_key``) hold the same codes under the wire names.
+    """
+    out: dict[str, dict[str, dict[str, str]]] = {}
+    for spec in _SPECS:
+        ds = _registry()[spec.name]
+        values = {
+            opt: dict(OPTION_VALUES[(spec.api_id, ds.wire[opt])])
+            for opt in ds.options
+            if (spec.api_id, ds.wire.get(opt, opt)) in OPTION_VALUES
+        }
+        if values:
+            out[spec.name] = values
+    return out
 
 
 def datasets() -> dict[str, Dataset]:

@@ -14,11 +14,21 @@ from collections.abc import Iterable, Mapping
 import polars as pl
 
 from schemas.catalog import Field
+from schemas.columns import option_column, option_value
 from schemas.errors import UnitOverflowError
 from schemas.kinds import Kind, Unit
 from schemas.units import resolve_unit
 
-__all__ = ["BASE_NAME", "field_unit", "is_measure", "to_base_units", "unit_note"]
+__all__ = [
+    "BASE_NAME",
+    "UNKNOWN",
+    "field_unit",
+    "is_amount",
+    "is_measure",
+    "is_quantity",
+    "to_base_units",
+    "unit_note",
+]
 
 _INT64_MAX = 2**63 - 1
 BASE_NAME = {"KRW": "원", "SHR": "주"}
@@ -32,13 +42,36 @@ _WIRE_NAME = {
     Unit.THOUSAND_SHARES: "천주",
 }
 _MONEY_TOKENS = ("amt", "prica")
+# labels of share counts: 거래량, 공매도량, 순매매량 ..., 수량, 주수, 주식수
+_SHARE_LABELS = ("량", "수량", "주수", "주식수")
+_COUNTS = (Kind.QTY, Kind.SIGNED, Kind.SIDE_QTY)
+UNKNOWN = "단위 미상, 받은 값 그대로"  # the mark of a column stored as sent
+
+
+def _rule_bases(f: Field) -> set[str]:
+    return {Unit(r["unit"]).base for r in f.unit_rules if r["unit"]}
+
+
+def is_amount(f: Field) -> bool:
+    """Money: recorded in won units, of the amount kind, or named an amount (``*_amt``, ``*_prica``)."""
+    if (f.unit and Unit(f.unit).base == "KRW") or "KRW" in _rule_bases(f) or f.kind == Kind.AMOUNT:
+        return True
+    return f.kind == Kind.SIGNED and any(t in f.name.split("_") for t in _MONEY_TOKENS)
+
+
+def is_quantity(f: Field) -> bool:
+    """A number of shares: recorded in share units, or a count named or labelled as one."""
+    if (f.unit and Unit(f.unit).base == "SHR") or "SHR" in _rule_bases(f):
+        return True
+    if f.kind not in _COUNTS or is_amount(f):
+        return False
+    label = f.label.split("(")[0].strip()
+    return "qty" in f.name.split("_") or label.endswith(_SHARE_LABELS)
 
 
 def is_measure(f: Field) -> bool:
     """An amount or a quantity whose unit matters (what the unit table is about)."""
-    if f.unit or f.unit_rules or f.kind == Kind.AMOUNT:
-        return True
-    return f.kind == Kind.SIGNED and any(t in f.name.split("_") for t in _MONEY_TOKENS)
+    return bool(f.unit or f.unit_rules) or is_amount(f) or is_quantity(f)
 
 
 def field_unit(f: Field, request: Mapping[str, str]) -> Unit | None:
@@ -77,8 +110,17 @@ def to_base_units(
     return frame.with_columns(exprs) if exprs else frame
 
 
-def unit_note(f: Field) -> str:
-    """What the column of ``f`` holds after ``to_base_units``, for its comment."""
+def _when(api_id: str | None, when: Mapping[str, str]) -> str:
+    if api_id is None:
+        return ", ".join(f"{k}={v}" for k, v in when.items())
+    return ", ".join(f"{option_column(api_id, k)}={option_value(api_id, k, v)}" for k, v in when.items())
+
+
+def unit_note(f: Field, api_id: str | None = None) -> str:
+    """What the column of ``f`` holds after ``to_base_units``, for its comment.
+
+    With ``api_id`` a request option is named as the dataset stores it (``measure=amount``).
+    """
     if f.unit:
         unit = Unit(f.unit)
         wire = _WIRE_NAME[unit]
@@ -87,15 +129,15 @@ def unit_note(f: Field) -> str:
     if f.unit_rules:
         parts = []
         for rule in f.unit_rules:
-            when = ", ".join(f"{k}={v}" for k, v in rule["when"].items())
+            when = _when(api_id, rule["when"])
             if rule["unit"]:
                 unit = Unit(rule["unit"])
                 parts.append(f"{when}: {BASE_NAME[unit.base]} (키움 {_WIRE_NAME[unit]})")
             else:
-                parts.append(f"{when}: 단위 미상, 받은 값 그대로")
+                parts.append(f"{when}: {UNKNOWN}")
         return "요청에 따라 " + "; ".join(parts)
     if is_measure(f):
-        return "단위 미상, 받은 값 그대로"
+        return UNKNOWN
     return ""
 
 
@@ -113,5 +155,5 @@ def recorded_units() -> list[tuple[str, str, str, str, str]]:
                 unit = Unit(f.unit)
                 rows.append((api_id, f.name, f.label, _WIRE_NAME[unit], BASE_NAME[unit.base]))
             elif f.unit_rules:
-                rows.append((api_id, f.name, f.label, "request option", unit_note(f)))
+                rows.append((api_id, f.name, f.label, "request option", unit_note(f, api_id)))
     return sorted(rows)
