@@ -22,6 +22,10 @@ _FAMILIES = {
 }
 
 
+def _wire(name: str | None) -> str:
+    return f"`{name}`" if name else ""
+
+
 def render() -> str:
     lines = [
         "# Datasets",
@@ -30,6 +34,11 @@ def render() -> str:
         "Every table is queryable by its plain name (`warehouse.connect()`, `kwh sql`), every row",
         "carries `run_id`, and every column has this comment in the lake (`duckdb_columns()`).",
         "Times are `Asia/Seoul`. Bars: prices positive, index levels real levels, turnover in won.",
+        "Amounts are in won and quantities in shares; a column whose unit the catalog does not",
+        "record says `단위 미상, 받은 값 그대로` (stored as sent). Column names are English",
+        "(`schemas/columns.py`); `wire` is the field (or request option) Kiwoom calls it, and a",
+        "request option that decides what the numbers mean is stored readable (`measure = 'amount'`,",
+        "`side = 'net'`) rather than as its code (`amt_qty_tp = '1'`).",
         "",
     ]
     by_family: dict[str, list] = {}
@@ -45,10 +54,13 @@ def render() -> str:
                 f"Key: `{', '.join(ds.key)}`. Time: `{ds.time}`."
                 + (f" Partitioned by `{', '.join(ds.partition)}`." if ds.partition else ""),
                 "",
-                "| column | type | comment |",
-                "|---|---|---|",
+                "| column | type | wire | comment |",
+                "|---|---|---|---|",
             ]
-            lines += [f"| `{c}` | {sql_type(t)} | {ds.comments[c]} |" for c, t in ds.schema.items()]
+            lines += [
+                f"| `{c}` | {sql_type(t)} | {_wire(ds.wire.get(c))} | {ds.comments[c]} |"
+                for c, t in ds.schema.items()
+            ]
             lines.append("")
     lines += [
         "## Units",
