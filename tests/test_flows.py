@@ -184,7 +184,7 @@ def test_universe_holds_every_listed_stock_across_pages(tmp_path):
     con = connect(warehouse=tmp_path)
     try:
         listed = {
-            r[0] for r in con.sql("SELECT code FROM stock_list WHERE mrkt_tp IN ('0', '10')").fetchall()
+            r[0] for r in con.sql("SELECT symbol FROM stock_list WHERE mrkt_tp IN ('0', '10')").fetchall()
         }
     finally:
         con.close()
