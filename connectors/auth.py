@@ -4,15 +4,19 @@ The auth issues a token when it has none, caches it on disk per host and
 app-key fingerprint (mode 0600), refreshes it ahead of ``expires_dt``
 (Korean time), and when the server answers a request with 8005 (an HTTP 200
 whose message embeds ``[8005:``) it re-issues once and replays the request.
-No endpoint code touches tokens.
+No endpoint code touches tokens, and no token goes to an order path: the auth
+refuses such a request itself (``OrderRefused``), whatever the caller checked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import logging
 import os
+import stat
 import threading
 import weakref
 from collections.abc import AsyncGenerator, Callable
@@ -24,8 +28,9 @@ from zoneinfo import ZoneInfo
 import httpx
 import orjson
 
-from connectors.errors import TOKEN_INVALID, AuthError, KiwoomError, MalformedResponse, classify
+from connectors.errors import TOKEN_INVALID, AuthError, KiwoomError, MalformedResponse, OrderRefused, classify
 from connectors.settings import Secret, Settings
+from schemas.catalog import catalog
 
 __all__ = ["KST", "REVOKE_PATH", "TOKEN_PATH", "KiwoomAuth", "Token", "TokenCache"]
 
@@ -67,7 +72,14 @@ class Token:
 
 
 class TokenCache:
-    """One private JSON file per host and app key."""
+    """One private JSON file per host and app key, in a folder only its owner can open (0700).
+
+    Saving a token also removes the folder's token files whose tokens have expired
+    (one per host and port the client ever talked to, e.g. simulators on random
+    ports) and temporary files a crash left behind.
+    """
+
+    STALE_TMP = timedelta(hours=1)
 
     def __init__(self, folder: Path, base_url: str, app_key: Secret) -> None:
         host = base_url.split("://", 1)[-1].replace(":", "_").replace("/", "_")
@@ -86,6 +98,8 @@ class TokenCache:
 
     def save(self, token: Token) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._tighten()
+        self._sweep(token.issued)
         tmp = self.path.with_suffix(f".tmp{os.getpid()}.{threading.get_ident()}")
         payload = {
             "token": token.value.reveal(),
@@ -100,6 +114,43 @@ class TokenCache:
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
+
+    def _tighten(self) -> None:
+        """Make a folder that existed before (mkdir's mode applies to new ones only) 0700.
+
+        Only a folder of ours that holds nothing but token files: a shared folder
+        (``/tmp``, a home) is left alone, the token files in it are 0600 anyway.
+        """
+        folder = self.path.parent
+        try:
+            st = folder.stat()
+            if stat.S_IMODE(st.st_mode) & 0o077 == 0:
+                return
+            ours = st.st_uid == os.getuid() and not st.st_mode & stat.S_ISVTX
+            if ours and all(p.name.startswith("token-") for p in folder.iterdir()):
+                os.chmod(folder, 0o700)
+            else:
+                log.warning("token cache folder %s is open to other users; its token files are 0600", folder)
+        except OSError as exc:
+            log.warning("token cache folder %s: cannot check its mode (%s)", folder, exc)
+
+    def _sweep(self, now: datetime) -> None:
+        """Delete the folder's expired token files and stale temporary files (never this cache's own)."""
+        for path in self.path.parent.glob("token-*"):
+            if path == self.path:
+                continue
+            try:
+                if path.suffix == ".json":
+                    expires = datetime.fromisoformat(json.loads(path.read_text())["expires"])
+                    stale = expires <= now
+                else:  # token-...tmp<pid>.<thread>: a save that never finished
+                    age = now.timestamp() - path.stat().st_mtime
+                    stale = age > self.STALE_TMP.total_seconds()
+            except (OSError, ValueError, KeyError, TypeError):
+                stale = path.suffix == ".json"  # unreadable: nothing can use it
+            if stale:
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
 
 def _json(response: httpx.Response) -> dict[str, object] | None:
@@ -225,6 +276,7 @@ class KiwoomAuth(httpx.Auth):
             return lock
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        refuse_orders(request)  # no token ever goes with an order, whoever built the request
         async with self._loop_lock():
             used = self.usable()
             if used is None:
@@ -250,6 +302,22 @@ class KiwoomAuth(httpx.Auth):
 
     def sync_auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
         raise KiwoomError("KiwoomAuth works with httpx.AsyncClient only")
+
+
+@functools.cache
+def _order_paths() -> frozenset[str]:
+    return frozenset(tr.path for tr in catalog().trs.values() if tr.is_order)
+
+
+def refuse_orders(request: httpx.Request) -> None:
+    """``OrderRefused`` for a request to an order path or with an order TR's api-id."""
+    api_id = request.headers.get("api-id", "")
+    tr = catalog().trs.get(api_id)
+    if request.url.path.rstrip("/") in _order_paths() or (tr is not None and tr.is_order):
+        raise OrderRefused(
+            f"{api_id or request.url.path}: an order path; this product never trades, no token is sent",
+            api_id=api_id or None,
+        )
 
 
 def _post(url: str, api_id: str, body: dict[str, str]) -> httpx.Request:
