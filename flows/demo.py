@@ -41,7 +41,7 @@ FROM stock_trades GROUP BY ALL ORDER BY symbol
 SAMPLE_SQL = """
 SELECT b.symbol, l.name, count(*) AS days, min(b.date) AS first, max(b.date) AS last,
        round(avg(b.close)) AS avg_close, round(sum(b.turnover) / 1e12, 2) AS turnover_trn_won
-FROM stock_bars_daily b JOIN stock_list l ON l.code = b.symbol
+FROM stock_bars_daily b JOIN stock_list l ON l.symbol = b.symbol
 GROUP BY ALL ORDER BY turnover_trn_won DESC LIMIT 10
 """.strip()
 
@@ -95,7 +95,8 @@ def simulator(port: int, replay_day: date | None = None) -> Iterator[str]:
 
 def _demo_stocks(warehouse: Path | None) -> list[str]:
     with Warehouse(LakeConfig.load(warehouse)) as wh:
-        codes = wh.sql("SELECT code FROM stock_list WHERE mrkt_tp = '0' ORDER BY code")["code"].to_list()
+        listed = wh.sql("SELECT symbol FROM stock_list WHERE mrkt_tp = '0' ORDER BY symbol")
+    codes = listed["symbol"].to_list()
     picked = [c for c in ("005930", "000660") if c in codes]
     picked += [c for c in codes if c not in picked]
     return picked[:DEMO_STOCKS]
