@@ -1,14 +1,17 @@
-"""Which symbols a flow fetches: a list, a market (``kospi``, ``kosdaq``) or ``all``.
+"""Which symbols a flow fetches: codes or names, a market (``kospi``, ``kosdaq``) or ``all``.
 
-Explicit codes are checked against the universe in the warehouse when it has been fetched.
+Names (``삼성전자``) become codes through the lake's stock and sector lists
+(``Warehouse.resolve_names``); codes pass as they are, and are checked against the
+universe in the warehouse when it has been fetched.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from warehouse import Warehouse
+from warehouse import Warehouse, WarehouseError
 from warehouse.datasets import Dataset
+from warehouse.reading import name_kind
 
 __all__ = ["GOLD_CODES", "resolve_symbols"]
 
@@ -22,14 +25,14 @@ def _listed(wh: Warehouse, table: str, markets: Sequence[str]) -> list[str]:
     if table not in wh.tables():
         return []
     rows = wh.sql(
-        f"SELECT DISTINCT code FROM {table} WHERE mrkt_tp IN (SELECT unnest(?)) ORDER BY code",
+        f"SELECT DISTINCT symbol FROM {table} WHERE mrkt_tp IN (SELECT unnest(?)) ORDER BY symbol",
         [list(markets)],
     )
-    return rows["code"].to_list()
+    return rows["symbol"].to_list()
 
 
 def resolve_symbols(wh: Warehouse, ds: Dataset, symbols: str | Sequence[str] | None) -> list[str]:
-    """Symbols for ``ds``: explicit codes (checked against the universe when it is known) or a keyword."""
+    """Symbols for ``ds``: codes (checked against the universe when it is known), names or a keyword."""
     tokens = [t.strip() for t in (symbols.split(",") if isinstance(symbols, str) else symbols or ["all"])]
     tokens = [t for t in tokens if t]
     if not tokens:
@@ -44,6 +47,11 @@ def resolve_symbols(wh: Warehouse, ds: Dataset, symbols: str | Sequence[str] | N
     else:
         universe, what = _listed(wh, "stock_list", _MARKETS["all"]), "stocks (ka10099)"
         keywords = {k: _listed(wh, "stock_list", v) for k, v in _MARKETS.items()}
+    given = [t for t in tokens if t.lower() not in keywords]
+    try:
+        codes = dict(zip(given, wh.resolve_names(given, name_kind(ds)), strict=True))
+    except WarehouseError as exc:
+        raise ValueError(str(exc)) from None
     out: list[str] = []
     for token in tokens:
         key = token.lower()
@@ -54,7 +62,7 @@ def resolve_symbols(wh: Warehouse, ds: Dataset, symbols: str | Sequence[str] | N
                 )
             out += keywords[key]
         else:
-            out.append(token)
+            out.append(codes[token])
     if universe:
         unknown = [s for s in out if s not in set(universe)]
         if unknown:

@@ -1,4 +1,4 @@
-"""warehouse.read for notebooks, and where connect()/read() find the lake (KWH_WAREHOUSE, .env, checkout)."""
+"""warehouse.read for notebooks, names for codes, and where connect()/read() find the lake."""
 
 from __future__ import annotations
 
@@ -7,16 +7,18 @@ import os
 import shutil
 import subprocess
 import tempfile
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 import warehouse
+from flows.symbols import resolve_symbols
+from schemas.calendar import KST
 from warehouse import LakeConfig, Run, Warehouse, WarehouseError
 from warehouse.lake import project_dir
-from warehouse.reading import read_dataset
+from warehouse.reading import is_code, read_dataset, resolve_names
 
 DAYS = [date(2025, 12, 1) + timedelta(days=i) for i in range(10)]
 SYMBOLS = ["000660", "005930", "035420"]
@@ -32,11 +34,34 @@ def bars() -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
+def listed(name: str, rows: list[tuple[str, str, str]]) -> pl.DataFrame:
+    """A ``stock_list``/``sector_list`` frame of (market, symbol, name) rows, other columns empty."""
+    schema = {c: t for c, t in warehouse.dataset(name).schema.items() if c != "run_id"}
+    base = pl.DataFrame(rows, schema=["mrkt_tp", "symbol", "name"], orient="row")
+    return base.with_columns(
+        pl.lit(datetime(2025, 12, 1, 8, 0, tzinfo=KST)).cast(schema["fetched_at"]).alias("fetched_at"),
+        *(pl.lit(None, t).alias(c) for c, t in schema.items() if c not in (*base.columns, "fetched_at")),
+    ).select(list(schema))
+
+
+STOCKS = [("0", "005930", "삼성전자"), ("0", "005935", "삼성전자우"), ("0", "000660", "SK하이닉스")]
+STOCKS += [("10", "035420", "NAVER"), ("10", "123456", "동명"), ("0", "654321", "동명")]
+SECTORS = [("0", "001", "종합(KOSPI)"), ("1", "101", "종합(KOSDAQ)")]
+
+
 @pytest.fixture
 def lake(tmp_path: Path) -> Path:
     with Warehouse(warehouse=tmp_path / "lake") as wh:
         wh.write("stock_bars_daily", bars(), Run.new("test"))
     return tmp_path / "lake"
+
+
+@pytest.fixture
+def named_lake(lake: Path) -> Path:
+    with Warehouse(warehouse=lake) as wh:
+        wh.write("stock_list", listed("stock_list", STOCKS), Run.new("test"))
+        wh.write("sector_list", listed("sector_list", SECTORS), Run.new("test"))
+    return lake
 
 
 def test_read_selects_symbols_days_and_columns(lake: Path) -> None:
@@ -83,8 +108,59 @@ def test_read_refuses_unknown_columns_and_dates(lake: Path) -> None:
 
 
 def test_read_of_a_dataset_not_written_yet_is_empty_with_its_columns(lake: Path) -> None:
-    out = warehouse.read("short_selling", "005930", columns=["date", "shrts_qty"], warehouse=lake)
-    assert out.is_empty() and out.columns == ["date", "shrts_qty"]
+    out = warehouse.read("short_selling", "005930", columns=["date", "short_volume"], warehouse=lake)
+    assert out.is_empty() and out.columns == ["date", "short_volume"]
+
+
+def test_read_takes_names_as_well_as_codes(named_lake: Path) -> None:
+    by_code = warehouse.read("stock_bars_daily", "005930, 000660", warehouse=named_lake)
+    by_name = warehouse.read("stock_bars_daily", ["삼성전자", "sk하이닉스"], warehouse=named_lake)
+    assert by_name.equals(by_code) and by_code.height == 20
+    naver = warehouse.read("stock_bars_daily", "naver", columns=["symbol"], warehouse=named_lake)
+    assert naver["symbol"].to_list() == ["035420"] * 10  # case and spaces do not matter
+
+
+def test_an_ambiguous_or_unknown_name_is_a_one_line_error_with_candidates(named_lake: Path) -> None:
+    with pytest.raises(WarehouseError) as ambiguous:
+        warehouse.read("stock_bars_daily", "동명", warehouse=named_lake)
+    assert str(ambiguous.value) == "'동명' is ambiguous: 동명 (123456), 동명 (654321); give the code"
+    with pytest.raises(WarehouseError) as unknown:
+        warehouse.read("stock_bars_daily", "삼성", warehouse=named_lake)
+    message = str(unknown.value)
+    assert "\n" not in message and message.startswith("no symbol named '삼성' in stock_list")
+    assert message.endswith("did you mean 삼성전자 (005930), 삼성전자우 (005935)")
+    # a sector dataset looks names up among the sectors only
+    with pytest.raises(WarehouseError, match=r"no symbol named '삼성전자' in sector_list$"):
+        warehouse.read("sector_bars_daily", "삼성전자", warehouse=named_lake)
+
+
+def test_codes_need_no_lists_but_names_do(lake: Path) -> None:
+    con = warehouse.connect(warehouse=lake)
+    try:
+        assert resolve_names(con, ["005930", "001", "M04020000", "0000J0", "005930_NX"]) == [
+            "005930",
+            "001",
+            "M04020000",
+            "0000J0",
+            "005930_NX",
+        ]
+        with pytest.raises(WarehouseError, match="run `kwh universe` first, or give codes"):
+            resolve_names(con, ["005930", "삼성전자"])
+    finally:
+        con.close()
+    assert not is_code("NAVER") and not is_code("삼성전자") and not is_code("3S") and is_code("005930")
+
+
+def test_symbols_option_of_the_flows_takes_names(named_lake: Path) -> None:
+    with Warehouse(warehouse=named_lake) as wh:
+        daily = warehouse.dataset("stock_bars_daily")
+        assert resolve_symbols(wh, daily, "삼성전자, 000660,NAVER") == ["005930", "000660", "035420"]
+        sector = warehouse.dataset("sector_bars_daily")
+        assert resolve_symbols(wh, sector, "종합(KOSDAQ)") == ["101"]
+        with pytest.raises(ValueError, match="'동명' is ambiguous"):
+            resolve_symbols(wh, daily, "동명")
+        with pytest.raises(ValueError, match="unknown symbols for stock_bars_daily: 999999"):
+            resolve_symbols(wh, daily, "999999")
 
 
 def _checkout(root: Path, dotenv: str | None = None) -> Path:

@@ -1,4 +1,4 @@
-"""Reading the lake: a dataset's rows by symbol and day, and the per-dataset status.
+"""Reading the lake: a dataset's rows by symbol and day, symbols by name, and the per-dataset status.
 
 Reads take a connection (``Warehouse.con`` or ``warehouse.connect()``): DuckLake
 gives every query a whole snapshot, so a reader never sees half a commit and
@@ -7,6 +7,7 @@ never blocks a writer.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -16,12 +17,19 @@ import polars as pl
 
 from schemas.calendar import KST
 from warehouse.coverage import gaps
-from warehouse.datasets import dataset, datasets
+from warehouse.datasets import Dataset, dataset, datasets
 from warehouse.lake import WarehouseError
 from warehouse.ledger import last_writes
 from warehouse.tables import dataset_tables, ident
+from warehouse.views import LISTS, symbols_sql
 
-__all__ = ["read_dataset", "status_frame"]
+__all__ = ["is_code", "name_kind", "read_dataset", "resolve_names", "status_frame"]
+
+# a code has a digit and only capitals and digits (005930, 0000J0, 001, M04020000), maybe a
+# venue suffix (005930_NX); anything else (삼성전자, NAVER, 3S) is looked up as a name
+_CODE = re.compile(r"(?=[A-Z_]*[0-9])[0-9A-Z]{3,12}(_[A-Z]{2})?")
+_SHOWN = 8  # candidates listed in an error
+_NAME_KIND = {"sector_bars": "sector", "stock_bars": "stock", "gold_bars": "stock", "realtime": "stock"}
 
 
 def read_dataset(
@@ -34,20 +42,22 @@ def read_dataset(
 ) -> pl.DataFrame:
     """A dataset's rows, optionally for some symbols and days (KST, both ends included), in key order.
 
-    ``symbols``: codes, as a list or one comma-separated string. ``start``/``end``: dates
-    or ``YYYY-MM-DD``. ``columns``: the columns to return (only those are read from the
-    files). The bounds go into the SQL on the partition's time column and the symbol,
-    so DuckLake skips the files and row groups outside them.
+    ``symbols``: codes or names (``resolve_names``), as a list or one comma-separated
+    string. ``start``/``end``: dates or ``YYYY-MM-DD``. ``columns``: the columns to return
+    (only those are read from the files). The bounds go into the SQL on the partition's
+    time column and the symbol, so DuckLake skips the files and row groups outside them.
     """
     ds = dataset(name)
     wanted = list(ds.schema) if columns is None else _columns(ds.name, list(ds.schema), columns)
+    if isinstance(symbols, str):
+        symbols = [s.strip() for s in symbols.split(",") if s.strip()]
+    if symbols is not None and ds.symbol:
+        symbols = resolve_names(con, symbols, name_kind(ds))  # a wrong name is an error, rows or not
     if ds.name not in dataset_tables(con):
         return pl.DataFrame(schema=ds.schema).select(wanted)
     where: list[str] = []
     params: list[Any] = []
     if symbols is not None and ds.symbol:
-        if isinstance(symbols, str):
-            symbols = [s.strip() for s in symbols.split(",") if s.strip()]
         where.append(f"{ident(ds.symbol)} IN (SELECT unnest(?))")
         params.append(list(symbols))
     col = ident(ds.time)
@@ -65,6 +75,68 @@ def read_dataset(
     sql += f" WHERE {' AND '.join(where)}" if where else ""
     sql += " ORDER BY " + ", ".join(ident(c) for c in ds.key)
     return con.execute(sql, params).pl().select(wanted)
+
+
+def name_kind(ds: Dataset) -> str | None:
+    """Which list names ``ds``'s symbols: ``sector`` (sector bars), ``stock``, or ``None`` (either)."""
+    return _NAME_KIND.get(ds.family)
+
+
+def is_code(token: str) -> bool:
+    """Whether ``token`` is a code (passed through as it is) rather than a name to look up."""
+    return _CODE.fullmatch(token) is not None
+
+
+def resolve_names(
+    con: duckdb.DuckDBPyConnection, tokens: Sequence[str], kind: str | None = None
+) -> list[str]:
+    """Codes as they are, names (``삼성전자``, ``naver``) as their code from ``stock_list``/``sector_list``.
+
+    A name matches a listed name exactly, ignoring case and spaces; ``kind`` (``stock`` or
+    ``sector``) limits the lists searched. Codes need no lake. A name matching nothing, or
+    several symbols, is a ``WarehouseError`` of one line listing the candidates.
+    """
+    names = [t for t in tokens if not is_code(t)]
+    if not names:
+        return list(tokens)
+    sql = symbols_sql(con)
+    lists = [LISTS[kind]] if kind else list(LISTS.values())
+    if sql is None:
+        raise WarehouseError(
+            f"{names[0]!r} is not a code, and the lake has no {' or '.join(lists)} to look names up in: "
+            "run `kwh universe` first, or give codes"
+        )
+    dim = con.execute(
+        f"SELECT symbol, name, kind FROM ({sql}) WHERE kind IN (SELECT unnest(?))",
+        [[k for k, t in LISTS.items() if t in lists]],
+    ).pl()
+    folded = dim.with_columns(key=_fold(pl.col("name")))
+    out: dict[str, str] = {}
+    for token in tokens:
+        if is_code(token):
+            out[token] = token
+            continue
+        key = _fold(pl.lit(token))
+        hits = folded.filter(pl.col("key") == key).unique("symbol", maintain_order=True)
+        if hits.height == 1:
+            out[token] = hits["symbol"][0]
+            continue
+        if hits.height > 1:
+            raise WarehouseError(f"{token!r} is ambiguous: {_listing(hits)}; give the code")
+        near = folded.filter(pl.col("key").str.contains(key, literal=True)).sort("name")
+        hint = f"; did you mean {_listing(near)}" if near.height else ""
+        raise WarehouseError(f"no symbol named {token!r} in {' or '.join(lists)}{hint}")
+    return [out[t] for t in tokens]
+
+
+def _fold(name: pl.Expr) -> pl.Expr:
+    return name.str.to_lowercase().str.replace_all(r"\s+", "")
+
+
+def _listing(hits: pl.DataFrame) -> str:
+    shown = [f"{n} ({s})" for s, n in hits.select("symbol", "name").head(_SHOWN).iter_rows()]
+    more = f" and {hits.height - _SHOWN} more" if hits.height > _SHOWN else ""
+    return ", ".join(shown) + more
 
 
 def _columns(name: str, have: list[str], columns: Sequence[str]) -> list[str]:

@@ -38,6 +38,7 @@ from warehouse.coverage import Span, options_key, spans_of
 from warehouse.datasets import Dataset, dataset
 from warehouse.lake import LakeConfig, open_lake, retry_transaction
 from warehouse.ledger import Run, replace_run, runs_frame
+from warehouse.migrate import migrate
 from warehouse.progress import Cursor, StreamGap, StreamPosition
 from warehouse.tables import atomic, create_meta, dataset_tables, ensure_table, sql_type
 from warehouse.writer import conform
@@ -93,6 +94,7 @@ class Warehouse:
             if self._con is None:
                 con = self._con = open_lake(self.config)
                 retry_transaction(lambda: create_meta(con), con, also=("already exists",))
+                retry_transaction(lambda: migrate(con), con)  # a lake of an older layout, in place
             return self._con
 
     @_locked
@@ -242,6 +244,11 @@ class Warehouse:
     ) -> pl.DataFrame:
         """A dataset's rows, optionally for some symbols, days and columns, in key order."""
         return reading.read_dataset(self.con, name, symbols, start, end, columns)
+
+    @_locked
+    def resolve_names(self, tokens: Sequence[str], kind: str | None = None) -> list[str]:
+        """Codes as they are, names as their codes (``reading.resolve_names``; ``kind``: stock or sector)."""
+        return reading.resolve_names(self.con, tokens, kind)
 
     @_locked
     def status(self) -> pl.DataFrame:

@@ -25,11 +25,7 @@ from __future__ import annotations
 
 import duckdb
 
-try:  # COLUMNS' module; until it lands no dataset has renamed columns
-    from schemas.columns import RENAMES
-except ImportError:  # pragma: no cover
-    RENAMES: dict[str, dict[str, str]] = {}
-from warehouse.datasets import Dataset, dataset, datasets
+from warehouse.datasets import Dataset, dataset, datasets, renames
 from warehouse.lake import LAKE
 from warehouse.tables import ident, text
 
@@ -57,7 +53,7 @@ def lake_column(have: list[str], ds: Dataset, name: str) -> str | None:
     """The lake's name of ``ds``'s column ``name``: itself, or its old name in a lake not migrated yet."""
     if name in have:
         return name
-    old = next((o for o, n in RENAMES.get(ds.name, {}).items() if n == name), None)
+    old = next((o for o, n in renames().get(ds.name, {}).items() if n == name), None)
     return old if old in have else None
 
 
