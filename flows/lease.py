@@ -15,7 +15,6 @@ import json
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,13 +22,17 @@ from dataclasses import dataclass
 from warehouse import Run, Warehouse
 from warehouse.lease import BATCH_FLOWS, LEASE_SECONDS, Holder
 
-__all__ = ["LeaseHeld", "hold", "live_holders"]
+__all__ = ["LeaseHeld", "StoppedWaiting", "hold", "live_holders"]
 
 log = logging.getLogger(__name__)
 
 
 class LeaseHeld(Exception):
     """Another batch run works on this warehouse."""
+
+
+class StoppedWaiting(LeaseHeld):
+    """Ctrl-C while waiting for another run (``wait=True``): nothing was recorded."""
 
 
 @dataclass(frozen=True)
@@ -62,14 +65,17 @@ def live_holders(wh: Warehouse, run: Run | None = None) -> list[Other]:
 
 
 def _acquire(wh: Warehouse, run: Run, holder: Holder) -> list[Other]:
-    """Open ``run`` with its holder unless another lives; the others seen ([] when acquired)."""
+    """Open ``run`` with its holder unless another lives; the others seen ([] when acquired).
+
+    When another appears only after our own row committed, our row is closed (``refused``).
+    """
     others = live_holders(wh, run)
     if others:
         return others
     wh.record_run(run, "running", holder.as_dict())
     others = live_holders(wh, run)  # look again after our commit: one of two racing runs sees the other
     if others:
-        wh.record_run(run, "waiting", {"waiting_for": others[0].run_id})
+        wh.record_run(run, "refused", {"reason": f"{others[0].describe()} started at the same time"})
     return others
 
 
@@ -81,10 +87,12 @@ def hold(
     wait: bool = False,
     notify: Callable[[str], None] | None = None,
     poll: float = 2.0,
+    stopping: threading.Event | None = None,
 ) -> Iterator[Holder]:
     """Hold the batch lease of ``wh`` for ``run`` (its ``running`` row) until the block ends.
 
-    Raises ``LeaseHeld`` when another batch run holds it, unless ``wait``. The caller
+    Raises ``LeaseHeld`` when another batch run holds it, unless ``wait`` (then
+    ``StoppedWaiting`` if ``stopping`` is set while it waits). The caller
     closes the run (``Warehouse.record_run``) after the block: the heartbeat has stopped then.
     """
     holder = Holder.me()
@@ -94,12 +102,13 @@ def hold(
             "waiting for it to finish" if wait else "let it finish, or rerun with --wait to queue behind it"
         )
         if not wait:
-            wh.record_run(run, "refused", {"reason": message})
             raise LeaseHeld(message)
         if not told and notify is not None:
             notify(message)
             told = True
-        time.sleep(poll * random.uniform(0.75, 1.25))  # two waiters do not retry in step
+        # jittered, so two waiters do not retry in step
+        if (stopping or threading.Event()).wait(poll * random.uniform(0.75, 1.25)):
+            raise StoppedWaiting(f"stopped while waiting for {others[0].describe()}")
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(wh, run, holder, stop), name="kwh-lease", daemon=True)
     beat.start()

@@ -118,7 +118,7 @@ def _run_flow(fn: Any, *, prefect: bool = False, wait: bool = False, **params: A
     """Run the flow ``fn`` (a ``flows.pipeline`` flow or its name) with a progress bar: in-process,
     or under Prefect with ``prefect`` or ``PREFECT_API_URL`` set. Exits 75 when another run holds the lake."""
     from flows import runner
-    from flows.lease import LeaseHeld
+    from flows.lease import LeaseHeld, StoppedWaiting
 
     name = str(getattr(fn, "name", fn))
     use_prefect = prefect or bool(os.environ.get("PREFECT_API_URL"))
@@ -143,7 +143,9 @@ def _run_flow(fn: Any, *, prefect: bool = False, wait: bool = False, **params: A
                 return runner.run_in_process(name, params, wait=wait, notify=notify, progress=hook)
             return _run_prefect(name, params, hook, notify)
         except LeaseHeld as exc:
-            raise fail(str(exc), EXIT_BUSY) from None
+            raise fail(str(exc), EXIT_INTERRUPTED if isinstance(exc, StoppedWaiting) else EXIT_BUSY) from None
+        except runner.RunAborted as exc:  # before the lake was created: nothing recorded
+            raise fail(str(exc), EXIT_FAILED) from None
 
 
 def _run_prefect(name: str, params: dict[str, Any], hook: Any, notify: Any) -> dict[str, Any]:

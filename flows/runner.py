@@ -220,12 +220,15 @@ def execute(
     started = time.monotonic()
     target = Target(params.get("base_url"), params.get("host"), params.get("warehouse"))
     now: datetime | None = params.get("now")
+    if not LakeConfig.load(target.warehouse).exists():
+        # a new lake has everything to fetch: an unreachable host fails before it is created
+        asyncio.run(_check(target, Summary()))
     wh = target.lake()
     run, make_jobs = plan_run(flow, params, wh)  # bad input raises here, before anything is recorded
     summary = Summary()
     status, error = "ok", None
     try:
-        with hold(wh, run, wait=wait, notify=notify):
+        with hold(wh, run, wait=wait, notify=notify, stopping=stopping):
             try:
                 jobs = make_jobs(wh)
                 if stopping is not None and stopping.is_set():

@@ -6,7 +6,6 @@ from datetime import date, datetime
 
 import httpx
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 from typer.testing import CliRunner
 
 from flows.cli import app
@@ -18,12 +17,6 @@ from warehouse import connect
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "200"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def prefect_server():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 @pytest.fixture(scope="module")

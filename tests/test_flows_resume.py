@@ -1,11 +1,11 @@
 """A backfill killed mid-run and run again fetches only the rest: counted at the server.
 
-Real OS processes, nothing mocked: the simulator (``kwh sim``), one Prefect API server
-shared by the commands (an ephemeral one per command costs ~10 s each; if the shared one
-does not start, the commands fall back to ephemeral mode) and ``kwh backfill``, which the
-test SIGKILLs once the warehouse's coverage (polled through a read-only connection) shows
-part of the work committed. Then the same command runs again to completion, and a third
-time. The simulator's ``/_sim/stats`` counts every TR request it receives.
+Real OS processes, nothing mocked: the simulator (``kwh sim``) and ``kwh backfill``
+(in-process, as the command runs by default; tests/test_prefect_deploy.py runs the same
+functions as Prefect deployments), which the test SIGKILLs once the warehouse's coverage
+(polled through a read-only connection) shows part of the work committed. Then the same
+command runs again to completion, and a third time. The simulator's ``/_sim/stats`` counts
+every TR request it receives.
 
 Two scenarios, each killed once:
 
@@ -56,7 +56,7 @@ from simulator.universe import Universe
 from warehouse import Run, Warehouse, connect, dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _flow_procs import KWH, Proc, clean_env, get_json, start_prefect_server, start_sim, wait_http
+from _flow_procs import KWH, Proc, clean_env, get_json, start_sim, wait_http
 
 pytestmark = pytest.mark.slow
 
@@ -75,7 +75,7 @@ MINUTE_START, MINUTE_END = date(2024, 4, 1), date(2025, 3, 31)
 MINUTE_SYMBOL = "005930"
 MINUTE_CLOCK = datetime(2025, 4, 3, 20, 0, tzinfo=cal.KST)  # the minute simulators' market time
 
-BATCH_SYMBOLS = 10  # flows.pipeline.BATCH_SYMBOLS: symbols per task, tasks run concurrently
+BATCH_SYMBOLS = 10  # flows.runner.BATCH_SYMBOLS: symbols per batch, batches run concurrently
 
 
 # --------------------------------------------------------------------------- expectations
@@ -275,7 +275,6 @@ class Stack:
     minute_url: str  # an in-process simulator, clock fixed at MINUTE_CLOCK
     market: Market
     reference: Reference
-    prefect: str  # "shared server" or "ephemeral"
 
     def kwh(self, name: str, args: list[str], rate: float) -> Proc:
         return Proc(self.tmp, name, [*KWH, *args], {**self.env, "KIWOOM_RATE": str(rate)})
@@ -301,21 +300,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
     procs: list[Proc] = []
     minute_server = SimServer(Simulator(sim_config(MINUTE_CLOCK)))
     try:
-        prefect, api = start_prefect_server(tmp, env)
-        procs.append(prefect)
         sim, daily_url = start_sim(tmp, env, STOCKS, SEED)
         procs.append(sim)
         started = time.monotonic()
-        reference = run_reference(tmp)  # while the servers start
+        reference = run_reference(tmp)  # while the simulator starts
         print(f"reference runs: {time.monotonic() - started:.1f} s, pages {reference.pages}")
         assert wait_http(daily_url + "/_sim/stats", sim, 60), f"simulator did not start:\n{sim.output()}"
-        if wait_http(api + "/health", prefect, 90):
-            env["PREFECT_API_URL"] = api
-            mode = "shared server"
-        else:  # every command starts its own ephemeral API server: slower, same behaviour
-            prefect.kill()
-            mode = "ephemeral"
-        print(f"prefect: {mode}, ready after {time.monotonic() - started:.1f} s")
         minute_server.start()
         yield Stack(
             tmp,
@@ -324,7 +314,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
             minute_server.base_url,
             Market(Universe.default(STOCKS, SEED), SEED),
             reference,
-            mode,
         )
     finally:
         minute_server.stop()
