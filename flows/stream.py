@@ -9,8 +9,9 @@ deployment call it):
    running during today's session becomes a gap record;
 3. append every frame the session yields, and every gap it reports, to the log
    (group-committed with fsync by the log's flusher, at most ~50 ms apart);
-4. a committer thread reads the log (never the socket) and commits micro-batches
-   with their log position in one transaction (``warehouse.stream_commit``);
+4. a committer reads the log (never the socket) and commits micro-batches with
+   their log position in one transaction (``warehouse.stream_commit``): a decoder
+   thread prepares the next batch while a commit thread commits the last one;
 5. on ``until``, SIGINT or SIGTERM: close the session, fsync, commit the rest,
    merge the day's small files, record the run, and return a summary.
 """
@@ -21,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +36,7 @@ import polars as pl
 from connectors import Gap, RawFrame, RealtimeSession, Settings
 from schemas.calendar import KST, is_trading_day
 from warehouse import Run, Warehouse
-from warehouse.stream_commit import StreamCommitter, gap_record
+from warehouse.stream_commit import Batch, StreamCommitter, gap_record
 from warehouse.ticklog import TickLog
 
 __all__ = ["StreamConfig", "StreamSummary", "log_folder", "run_stream", "stream_status", "write_status"]
@@ -51,7 +53,7 @@ class StreamConfig:
     until: datetime | None = None  # stop at this time (aware)
     stream: str = "realtime"  # the stream's name in meta.stream_positions
     log_dir: Path | None = None  # default: <lake>/stream/<stream>
-    commit_interval: float = 0.5  # seconds between commits when frames keep coming
+    commit_interval: float = 0.25  # seconds between commits when frames keep coming
     merge_every: float = 600.0  # seconds between merges of the day's small files (0: at the end only)
     day: date | None = None  # a replayed session's date (the simulator's replay mode)
 
@@ -80,7 +82,15 @@ def log_folder(wh: Warehouse, stream: str) -> Path:
 
 
 class _CommitLoop(threading.Thread):
-    """Commits whatever the log has made durable, every ``interval`` seconds, until stopped."""
+    """Commits whatever the log has made durable, in two stages that overlap.
+
+    A decoder thread reads and decodes the next batch (``StreamCommitter.prepare``) while this
+    thread commits the last one (``apply``); one batch waits between them at most, so memory
+    stays at about three batches of ``max_bytes``. A batch takes what is durable once
+    ``interval`` has passed since the last one was cut (up to the committer's bounds): commits
+    are ``interval`` apart when frames keep coming, and as large as the bounds, not more
+    frequent, under a backlog. On ``halt`` the decoder stops and the batches it made are committed.
+    """
 
     def __init__(
         self, committer: StreamCommitter, wh: Warehouse, interval: float, merge_every: float
@@ -92,18 +102,55 @@ class _CommitLoop(threading.Thread):
         self.merge_every = merge_every
         self.halt = threading.Event()
         self.error: BaseException | None = None
+        self._batches: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
+        self._decoder = threading.Thread(target=self._decode, name="stream-decoder", daemon=True)
+
+    def _decode(self) -> None:
+        committer, cursor, last_cut = self.committer, self.committer.position, time.monotonic()
+        try:
+            while not self.halt.is_set() and self.error is None:
+                if cursor is not None and not committer.pending(cursor):
+                    committer.log.wait_past(cursor, timeout=0.1)
+                    continue
+                due = last_cut + self.interval - time.monotonic()
+                if due > 0:
+                    self.halt.wait(due)
+                    continue
+                batch = committer.prepare(cursor)
+                last_cut = time.monotonic()
+                if batch is None:  # a log never committed, with nothing durable in it yet
+                    continue
+                cursor = batch.end
+                while not self._put(batch):
+                    if self.error is not None:
+                        return
+        except BaseException as exc:  # the worker stops and reports it
+            self.error = exc
+        finally:
+            while not self._put(None) and self.error is None:
+                pass
+
+    def _put(self, item: Batch | None) -> bool:
+        try:
+            self._batches.put(item, timeout=0.1)
+        except queue.Full:
+            return False
+        return True
 
     def run(self) -> None:
+        self._decoder.start()
         last_merge = time.monotonic()
         try:
-            while not self.halt.is_set():
-                if not self.committer.commit_once():
-                    self.halt.wait(self.interval)
+            while (batch := self._batches.get()) is not None:
+                self.committer.apply(batch)
                 if self.merge_every and time.monotonic() - last_merge > self.merge_every:
                     self.wh.compact(older_than=timedelta(days=7))
                     last_merge = time.monotonic()
         except BaseException as exc:  # the worker stops and reports it
             self.error = exc
+            with contextlib.suppress(queue.Empty):
+                self._batches.get_nowait()  # unblocks the decoder, which then sees the error
+        self._decoder.join()
 
 
 def _close_days(wh: Warehouse, run: Run) -> dict[str, int]:

@@ -32,7 +32,14 @@ from schemas.errors import BodyShapeError
 from schemas.kinds import KST, Kind
 from schemas.normalize import UnknownFieldWarning, convert
 
-__all__ = ["normalize_realtime", "realtime_schema"]
+__all__ = [
+    "column_names",
+    "normalize_realtime",
+    "realtime_schema",
+    "time_field",
+    "typed_entries",
+    "warn_unknown_fids",
+]
 
 Frame = bytes | str | Mapping[str, Any]
 _ITEM = Field("item", "종목코드", "", Kind.CODE, "", venue=True)
@@ -52,13 +59,19 @@ def _schema() -> dict[str, pl.DataType]:
     return {"trnm": pl.String(), "data": pl.List(entry)}
 
 
-def _names(rt: RealtimeType) -> dict[str, str]:
+def column_names(rt: RealtimeType) -> dict[str, str]:
+    """FID -> the column it becomes: the catalog's canonical name (0B/0D), else ``fid_<n>``."""
     return {f.name: f.column or f"fid_{f.name}" for f in rt.fields}
 
 
+def time_field(rt: RealtimeType) -> Field | None:
+    """The field whose ``HHMMSS`` becomes ``ts`` (FID 20 or 21), if the type has one."""
+    return next((f for f in rt.fields if f.name in _TIME_FIDS and f.kind == Kind.TIME), None)
+
+
 def _time_column(rt: RealtimeType) -> str | None:
-    names = _names(rt)
-    return next((names[f.name] for f in rt.fields if f.name in _TIME_FIDS and f.kind == Kind.TIME), None)
+    f = time_field(rt)
+    return column_names(rt)[f.name] if f else None
 
 
 def realtime_schema(code: str, *, with_ts: bool = True) -> pl.Schema:
@@ -67,7 +80,7 @@ def realtime_schema(code: str, *, with_ts: bool = True) -> pl.Schema:
     cols: dict[str, pl.DataType] = {"seq": pl.Int64(), "type": pl.String()}
     if with_ts and _time_column(rt):
         cols["ts"] = pl.Datetime("us", KST)
-    names = _names(rt)
+    names = column_names(rt)
     for f in rt.fields:
         cols.update(f.output_schema(names[f.name]))
     cols.update(_ITEM.output_schema())
@@ -131,22 +144,37 @@ def normalize_realtime(
     for code in entries["type"].unique(maintain_order=True).to_list():
         rt = catalog().realtime_type(code)
         part = entries.filter(pl.col("type") == code)
-        _warn_unknown_fids(code, frames[int(part["_frame"][0])], set(rt.by_fid()))
+        warn_unknown_fids(code, frames[int(part["_frame"][0])], set(rt.by_fid()))
         strings = part.select(
             "seq",
             "_received" if received_ns is not None else pl.lit(None, pl.Int64).alias("_received"),
             "item",
             *(f.name for f in rt.fields),
         )
-        typed = convert(code, strings, (*rt.fields, _ITEM), _names(rt))
-        typed = typed.with_columns(strings["seq"], pl.lit(code).alias("type"))
-        time_col = _time_column(rt)
-        columns = ["seq", "type"]
-        if time_col and (received_ns is not None or day is not None):
-            typed = typed.with_columns(_timestamps(typed[time_col], strings["_received"], day, rollover))
-            columns.append("ts")
-        out[code] = typed.select(*columns, pl.exclude(columns))
+        out[code] = typed_entries(code, strings, rt.fields, received_ns is not None, day, rollover)
     return out
+
+
+def typed_entries(
+    code: str,
+    strings: pl.DataFrame,
+    fields: Sequence[Field],
+    received: bool,
+    day: date | None,
+    rollover: time,
+) -> pl.DataFrame:
+    """One type's entries as strings (``seq``, ``_received``, ``item`` and the FIDs of ``fields``)
+    to its typed frame: the columns of ``realtime_schema(code)`` that ``fields`` give, in its order.
+    ``fields`` must hold the type's time field when ``ts`` is wanted (``received`` or ``day``)."""
+    rt = catalog().realtime_type(code)
+    typed = convert(code, strings, (*fields, _ITEM), column_names(rt))
+    typed = typed.with_columns(strings["seq"], pl.lit(code).alias("type"))
+    time_col = _time_column(rt)
+    columns = ["seq", "type"]
+    if time_col and (received or day is not None):
+        typed = typed.with_columns(_timestamps(typed[time_col], strings["_received"], day, rollover))
+        columns.append("ts")
+    return typed.select(*columns, pl.exclude(columns))
 
 
 _HEAD = b'{"trnm":"REAL","data":['
@@ -222,7 +250,7 @@ def _timestamps(times: pl.Series, received: pl.Series, day: date | None, rollove
     return frame.select(ts.alias("ts")).to_series()
 
 
-def _warn_unknown_fids(code: str, frame: Frame, known: set[str]) -> None:
+def warn_unknown_fids(code: str, frame: Frame, known: set[str]) -> None:
     """The first frame of each type is checked for FIDs the catalog does not know (they are dropped)."""
     body = frame if isinstance(frame, Mapping) else orjson.loads(frame)
     seen = {k for e in body.get("data", ()) if e.get("type") == code for k in (e.get("values") or {})}

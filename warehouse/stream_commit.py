@@ -29,15 +29,15 @@ import orjson
 import polars as pl
 
 from schemas.errors import SchemaError
-from schemas.realtime import normalize_realtime
+from schemas.realtime_fast import decode_realtime
 from warehouse.commit import Commit, Rows
 from warehouse.ledger import Run
 from warehouse.progress import StreamGap, StreamPosition
 from warehouse.store import Warehouse
-from warehouse.stream_datasets import book_rows, trade_rows
+from warehouse.stream_datasets import SOURCE_COLUMNS, book_rows, trade_rows
 from warehouse.ticklog import Position, Record, TickLog
 
-__all__ = ["GAP_TRNM", "CommitterStats", "StreamCommitter", "gap_record"]
+__all__ = ["GAP_TRNM", "Batch", "CommitterStats", "StreamCommitter", "gap_record"]
 
 log = logging.getLogger(__name__)
 GAP_TRNM = "KWH_GAP"
@@ -76,8 +76,28 @@ class CommitterStats:
         return out
 
 
+@dataclass
+class Batch:
+    """One micro-batch, decoded and ready to commit: the records from ``start`` up to ``end``."""
+
+    start: Position | None  # the committed position it follows
+    end: Position  # the position after its last record: committed with its rows
+    records: int
+    last_seq: int
+    last_received_ns: int
+    rows: list[Rows]
+    gaps: list[StreamGap]
+    counts: Counter[str]  # entries, other, duplicates, rejected: added to the stats once committed
+    payload_bytes: int
+
+
 class StreamCommitter:
-    """Commits ``log`` into ``wh`` under stream name ``stream``, one micro-batch per ``commit_once``."""
+    """Commits ``log`` into ``wh`` under stream name ``stream``, one micro-batch per ``commit_once``.
+
+    ``commit_once`` is ``prepare`` (read records after a position, decode, build rows: no lake
+    access) then ``apply`` (one transaction); the worker runs the two in separate threads so the
+    next batch decodes while the last one commits. Batches are applied in log order only.
+    """
 
     def __init__(
         self,
@@ -96,7 +116,7 @@ class StreamCommitter:
         self.run = run
         self.day = day  # a replayed session: times are put on this date, not on the arrival date
         self.max_records = max_records
-        self.max_bytes = max_bytes  # a batch's frames, parsed, take ~10x this in memory
+        self.max_bytes = max_bytes  # a batch's frames; decoded, the stored columns take less than this
         self.stats = CommitterStats()
         found = wh.stream_position(stream)
         self.position = Position(found.segment, found.offset) if found else None
@@ -104,43 +124,15 @@ class StreamCommitter:
         self.next_seq = first.seq if first else tick_log.next_seq  # the first record not committed
         self.rejects_path = Path(tick_log.folder) / "rejected.jsonl"
 
-    def pending(self) -> bool:
-        """Whether the log holds durable records not committed yet."""
-        return self.position is None or self.position < self.log.durable
+    def pending(self, after: Position | None = None) -> bool:
+        """Whether the log holds durable records after ``after`` (default: the committed position)."""
+        after = after or self.position
+        return after is None or after < self.log.durable
 
     def commit_once(self, stop: Position | None = None) -> int:
         """Commit the next batch of durable records (up to ``stop``); the number of records committed."""
-        records: list[Record] = []
-        size = 0
-        for rec in self.log.read(self.position, stop):
-            records.append(rec)
-            size += len(rec.payload)
-            if len(records) >= self.max_records or size >= self.max_bytes:
-                break
-        if not records:
-            return 0
-        started = time.perf_counter()
-        rows, gaps = self._rows(records)
-        after = records[-1].next
-        commit = Commit(
-            self.run,
-            rows=rows,
-            positions=[StreamPosition(self.stream, after.segment, after.offset)],
-            gaps=gaps,
-        )
-        result = self.wh.commit(commit)
-        self.position = Position(after.segment, after.offset)
-        self.next_seq = records[-1].seq + 1
-        self.log.release(self.position)
-        s = self.stats
-        s.commits += 1
-        s.records += len(records)
-        s.gaps += len(gaps)
-        for w in result.writes:
-            s.rows[w.dataset] += w.rows
-        s.last_commit_s = time.perf_counter() - started
-        s.commit_lag_s = max(0.0, time.time() - records[-1].received_ns / 1e9)
-        return len(records)
+        batch = self.prepare(self.position, stop)
+        return self.apply(batch) if batch is not None else 0
 
     def drain(self, stop: Position | None = None) -> int:
         """Commit until nothing durable (before ``stop``) is left; the records committed."""
@@ -149,34 +141,81 @@ class StreamCommitter:
             total += n
         return total
 
+    def prepare(self, start: Position | None, stop: Position | None = None) -> Batch | None:
+        """The durable records after ``start`` (up to ``stop``), at most ``max_records`` and about
+        ``max_bytes`` of frames, decoded into rows; None when there are none. Touches no lake."""
+        records: list[Record] = []
+        size = 0
+        for rec in self.log.read(start, stop):
+            records.append(rec)
+            size += len(rec.payload)
+            if len(records) >= self.max_records or size >= self.max_bytes:
+                break
+        if not records:
+            return None
+        counts: Counter[str] = Counter()
+        rows, gaps = self._rows(records, counts)
+        last = records[-1]
+        return Batch(start, last.next, len(records), last.seq, last.received_ns, rows, gaps, counts, size)
+
+    def apply(self, batch: Batch) -> int:
+        """Commit a prepared batch: its rows and the position after it in one transaction."""
+        if batch.start != self.position:
+            raise RuntimeError(f"batch from {batch.start} applied at committed position {self.position}")
+        started = time.perf_counter()
+        after = batch.end
+        commit = Commit(
+            self.run,
+            rows=batch.rows,
+            positions=[StreamPosition(self.stream, after.segment, after.offset)],
+            gaps=batch.gaps,
+        )
+        result = self.wh.commit(commit)
+        self.position = after
+        self.next_seq = batch.last_seq + 1
+        self.log.release(self.position)
+        s = self.stats
+        s.commits += 1
+        s.records += batch.records
+        s.gaps += len(batch.gaps)
+        s.entries += batch.counts["entries"]
+        s.other += batch.counts["other"]
+        s.duplicates += batch.counts["duplicates"]
+        s.rejected += batch.counts["rejected"]
+        for w in result.writes:
+            s.rows[w.dataset] += w.rows
+        s.last_commit_s = time.perf_counter() - started
+        s.commit_lag_s = max(0.0, time.time() - batch.last_received_ns / 1e9)
+        return batch.records
+
     # ---- records to rows -------------------------------------------------------------------
-    def _rows(self, records: list[Record]) -> tuple[list[Rows], list[StreamGap]]:
+    def _rows(self, records: list[Record], counts: Counter[str]) -> tuple[list[Rows], list[StreamGap]]:
         real: list[Record] = []
         gaps: list[StreamGap] = []
         for rec in records:  # per record, not per entry: cheap prefix checks
             if rec.payload.startswith(_GAP_PREFIX):
                 gaps.extend(self._gaps(rec))
-            else:  # a REAL frame, or not: the batch normalizer decides and names the bad ones
+            else:  # a REAL frame, or not: the batch decoder decides and names the bad ones
                 real.append(rec)
-        frames = self._normalize(real)
+        frames = self._normalize(real, counts)
         rows = []
         for code, frame in frames.items():
             if code not in _DATASET:
-                self.stats.other += frame.height
+                counts["other"] += frame.height
                 continue
             name, build = _DATASET[code]
             built = build(frame)
             if name == "stock_trades":
                 unique = built.unique(subset=["symbol", "venue", "date", "cum_volume"], keep="last")
-                self.stats.duplicates += built.height - unique.height
+                counts["duplicates"] += built.height - unique.height
                 built = unique
             # a book row's key holds its log record: new after the committed position, nothing to
             # replace; a trade may come twice (the same cumulative volume), so trades replace
             rows.append(Rows(name, built, coverage=None, replace=name == "stock_trades"))
-            self.stats.entries += frame.height
+            counts["entries"] += frame.height
         return rows, gaps
 
-    def _normalize(self, real: list[Record]) -> dict[str, pl.DataFrame]:
+    def _normalize(self, real: list[Record], counts: Counter[str]) -> dict[str, pl.DataFrame]:
         if not real:
             return {}
         try:
@@ -189,6 +228,7 @@ class StreamCommitter:
                 self._normalize_batch([rec])
             except SchemaError as exc:
                 self._reject(rec, str(exc))
+                counts["rejected"] += 1
                 continue
             good.append(rec)
         return self._normalize_batch(good) if good else {}
@@ -198,9 +238,9 @@ class StreamCommitter:
         received = [r.received_ns for r in recs]
         seqs = [r.seq for r in recs]
         if self.day is not None:
-            frames = normalize_realtime(payloads, seqs=seqs, day=self.day)
+            frames = decode_realtime(payloads, columns=SOURCE_COLUMNS, seqs=seqs, day=self.day)
         else:
-            frames = normalize_realtime(payloads, seqs=seqs, received_ns=received)
+            frames = decode_realtime(payloads, columns=SOURCE_COLUMNS, seqs=seqs, received_ns=received)
         by_seq = pl.DataFrame(
             {"log_seq": seqs, "received_ns": received}, schema={"log_seq": pl.Int64, "received_ns": pl.Int64}
         )
@@ -216,7 +256,6 @@ class StreamCommitter:
         return [StreamGap(self.stream, s, start, end, body["reason"]) for s in body["symbols"]]
 
     def _reject(self, rec: Record, why: str) -> None:
-        self.stats.rejected += 1
         log.warning("log record %d rejected: %s", rec.seq, why)
         entry = {
             "seq": rec.seq,

@@ -29,7 +29,7 @@ from warehouse.units import field_unit
 if TYPE_CHECKING:
     from warehouse.datasets import Dataset
 
-__all__ = ["STREAM_DATASETS", "stream_datasets"]
+__all__ = ["SOURCE_COLUMNS", "STREAM_DATASETS", "stream_datasets"]
 
 TS = pl.Datetime("us", "Asia/Seoul")
 _LEVELS = range(1, 11)
@@ -75,6 +75,15 @@ _BOOK_COLUMNS: dict[str, tuple[pl.DataType, str]] = {
     "received_at": (TS, "수신 시각 (Asia/Seoul)"),
 }
 RUN_ID = ("run_id", (pl.String(), "이 행을 쓴 실행(run)의 id"))
+
+# The normalized columns (catalog names) each type's rows are built from: all the committer decodes.
+SOURCE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "0B": (
+        "price", "change", "change_rate", "size", "cum_volume", "cum_turnover",
+        "best_ask", "best_bid", "open", "high", "low", "strength",
+    ),
+    "0D": tuple(c for c in _BOOK_COLUMNS if c.startswith(("ask_", "bid_", "exp_"))),
+}  # fmt: skip
 
 
 def _common() -> dict[str, pl.Expr]:

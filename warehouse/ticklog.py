@@ -273,6 +273,13 @@ class TickLog:
                 lambda: self._durable >= position or self._error is not None or self._closed, timeout
             ) and (self._durable >= position)
 
+    def wait_past(self, position: Position, timeout: float | None = None) -> bool:
+        """Block until something after ``position`` is durable (True) or ``timeout`` passes (False)."""
+        with self._synced:
+            return self._synced.wait_for(
+                lambda: self._durable > position or self._error is not None or self._closed, timeout
+            ) and (self._durable > position)
+
     def _flush_loop(self, interval: float) -> None:
         while not self._stop.wait(interval):
             if self._durable < self.end:
