@@ -355,7 +355,7 @@ def _bar_dataset(family: str, interval: str, sources: tuple[str, ...]) -> Datase
         raise ValueError(f"{family}_bars_{interval}: its sources send volume in different units {notes}")
     comments["volume"] = f"거래량 ({notes.pop()}); 서버가 포화값 4294967295(2^32-1)를 보내면 NULL"
     if "turnover" not in wire:
-        comments["turnover"] = "거래대금: 이 차트는 보내지 않아 NULL"
+        comments["turnover"] = "거래대금 (원); 틱/분봉 차트는 보내지 않아 항상 NULL"
     if family == "sector":
         comments |= {c: f"{_BAR_COMMENTS[c]} (지수, 실제 지수값)" for c in ("open", "high", "low", "close")}
     return Dataset(
