@@ -110,10 +110,16 @@ class LakeConfig:
         return Path(self.catalog.partition(":")[2]) if self.scheme == "sqlite" else None
 
     def exists(self) -> bool:
-        """Whether a catalog is there (a file where the lake folder should be is a ``WarehouseError``)."""
+        """Whether a catalog is there; a file where the lake folder should be is a ``WarehouseError``,
+        data files without their catalog a ``LakeError``."""
         _check_folder(self, read_only=True)
         path = self.sqlite_path()
-        return path.exists() if path is not None else True
+        if path is None:
+            return True
+        if not path.exists():
+            examine(path, self.data_path)  # raises beside data files
+            return False
+        return True
 
     def reading(self) -> LakeConfig:
         """The same lake, opened read-only whoever opens it (a ``Warehouse`` too)."""
