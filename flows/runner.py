@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import httpx
+
 from connectors import AuthError, ClientStats, ConnectionFailed, KiwoomClient, KiwoomError, Settings
 from flows.ingest import Job, run_job
 from flows.lease import LeaseHeld, hold
@@ -183,12 +185,9 @@ async def check_reachable(client: KiwoomClient) -> None:
         if client.auth.usable() is None:
             await asyncio.wait_for(client.ensure_token(), CHECK_SECONDS)
         else:
-            http = client.settings.base_url.split("://", 1)
-            host, _, port = http[-1].split("/", 1)[0].rpartition(":")
-            default = 443 if http[0] == "https" else 80
-            _, writer = await asyncio.wait_for(
-                asyncio.open_connection(host or port, int(port) if host else default), CHECK_SECONDS
-            )
+            where = httpx.URL(url)
+            port = where.port or (443 if where.scheme == "https" else 80)
+            _, writer = await asyncio.wait_for(asyncio.open_connection(where.host, port), CHECK_SECONDS)
             writer.close()
     except (TimeoutError, ConnectionFailed, OSError) as exc:
         reason = "no answer" if isinstance(exc, TimeoutError) else str(exc)

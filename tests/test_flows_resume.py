@@ -53,7 +53,7 @@ from simulator.app import PAGE_SIZES, SimConfig, Simulator
 from simulator.market import Market
 from simulator.server import SimServer
 from simulator.universe import Universe
-from warehouse import Run, Warehouse, connect, dataset
+from warehouse import Run, Warehouse, WarehouseError, connect, dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _flow_procs import KWH, Proc, clean_env, get_json, start_sim, wait_http
@@ -195,7 +195,7 @@ def poll_coverage(proc: Proc, wh: Path, name: str, done: Callable[[pl.DataFrame]
                 cov = con.execute(
                     "SELECT symbol, start_date, end_date FROM meta.coverage WHERE dataset = ?", [name]
                 ).pl()
-            except duckdb.Error:  # the lake is still being created: open it again
+            except (duckdb.Error, WarehouseError):  # the lake is still being created: open it again
                 if con is not None:
                     con.close()
                 con = None
