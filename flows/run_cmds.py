@@ -149,7 +149,7 @@ def _run_flow(fn: Any, *, prefect: bool = False, wait: bool = False, **params: A
 
 
 def _run_prefect(name: str, params: dict[str, Any], hook: Any, notify: Any) -> dict[str, Any]:
-    """The flow under Prefect; Ctrl-C closes the run as interrupted and exits 130 at once."""
+    """The flow under Prefect; Ctrl-C exits 130 at once (`kwh status` then shows the run interrupted)."""
     import signal
 
     from flows.prefect_api import prefect_api
