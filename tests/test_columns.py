@@ -20,12 +20,13 @@ from schemas.catalog import Field, catalog
 from schemas.columns import COLUMNS, OPTION_VALUES, option_wire, tr_columns
 from schemas.kinds import Unit
 from schemas.normalize import output_schema
-from warehouse.datasets import _SPECS, BAR_DATASETS, dataset, datasets, option_renames, renames
+from warehouse.datasets import BAR_DATASETS, dataset, datasets, option_renames, renames
+from warehouse.tr_datasets import SPECS
 from warehouse.units import BASE_NAME, UNKNOWN, is_amount, is_quantity
 
 FETCHED = datetime(2025, 12, 30, 18, 0, tzinfo=KST)
 SNAKE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
-TR_DATASETS = [s.name for s in _SPECS]
+TR_DATASETS = [s.name for s in SPECS]
 INVESTOR_TABLES = {
     "stock_investor_institution": "ka10059",
     "stock_investor_institution_chart": "ka10060",
@@ -82,7 +83,7 @@ def test_sector_net_buying_uses_the_investor_names():
 def test_a_column_name_means_one_thing_across_tables():
     """Every English name has one Korean label (a qualifier in parentheses aside) in every TR dataset."""
     labels: dict[str, set[str]] = {}
-    for spec in _SPECS:
+    for spec in SPECS:
         for english, label, _ in tr_columns(spec.api_id).values():
             labels.setdefault(english, set()).add(label.split(" (")[0].removesuffix(" 순매수"))
     split = {k: v for k, v in labels.items() if len(v) > 1}
@@ -189,7 +190,7 @@ def test_tick_and_minute_bars_carry_the_kst_trading_date(name):
 def test_renames_turn_the_wire_named_table_into_the_english_one(name):
     """The columns a lake written before the English names has, renamed, are the dataset's columns."""
     ds = dataset(name)
-    spec = next(s for s in _SPECS if s.name == name)
+    spec = next(s for s in SPECS if s.name == name)
     moved = renames()[name]
     old = [c for c in ds.schema if c not in ds.wire or c in (ds.symbol, ds.time)]
     old += [ds.wire[c] for c in ds.schema if c in ds.wire and c not in (ds.symbol, ds.time)]

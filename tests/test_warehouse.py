@@ -552,6 +552,7 @@ def test_read_bounds_timestamps_by_kst_days(wh):
         {
             "symbol": ["005930"] * n,
             "ts": stamps,
+            "date": [s.date() for s in stamps],
             "tic_scope": [1] * n,
             "adjusted": [True] * n,
             **{c: list(range(1, n + 1)) for c in ("open", "high", "low", "close", "volume")},
