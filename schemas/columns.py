@@ -377,14 +377,21 @@ def option_value(api_id: str, wire: str, code: str) -> str:
 
 
 def option_wire(api_id: str, options: Mapping[str, str]) -> dict[str, str]:
-    """Readable option columns and values (``measure='amount'``) as ``api_id``'s request fields."""
+    """Options as ``api_id``'s request fields: readable ones (``measure='amount'``) translated back.
+
+    Wire fields (``amt_qty_tp='1'``) pass as they are.
+    """
     out: dict[str, str] = {}
     for column, value in options.items():
-        wire = next(
-            (w for (tr, w) in OPTION_VALUES if tr == api_id and OPTION_COLUMNS[w][0] == column), column
-        )
-        values = OPTION_VALUES.get((api_id, wire), {})
-        out[wire] = next((k for k, v in values.items() if v == value), value)
+        wire = next((w for (tr, w) in OPTION_VALUES if tr == api_id and OPTION_COLUMNS[w][0] == column), None)
+        if wire is None:
+            out[column] = value
+            continue
+        values = OPTION_VALUES[(api_id, wire)]
+        code = next((k for k, v in values.items() if v == value), None)
+        if code is None:
+            raise ValueError(f"{api_id}: {column}={value!r} is not one of {', '.join(values.values())}")
+        out[wire] = code
     return out
 
 

@@ -146,6 +146,12 @@ def test_readable_option_values_translate_back_to_the_request():
         "amt_qty_tp": "1",
         "mrkt_tp": "0",
     }
+    ds = dataset("stock_investor_institution")
+    assert ds.request(symbol="005930", measure="quantity", side="buy") == ds.request(
+        symbol="005930", amt_qty_tp="2", trde_tp="1"
+    )
+    with pytest.raises(ValueError, match=r"ka10059: measure='shares' is not one of amount, quantity"):
+        ds.request(symbol="005930", measure="shares")
     with pytest.raises(ValueError, match=r"ka10059: amt_qty_tp='9'"):
         dataset("stock_investor_institution").option_values("ka10059", {"amt_qty_tp": "9"})
 

@@ -28,7 +28,7 @@ from typing import Any
 import polars as pl
 
 from schemas.catalog import TR, Field, catalog
-from schemas.columns import OPTION_VALUES, option_value
+from schemas.columns import OPTION_VALUES, option_value, option_wire
 from warehouse.units import to_base_units, unit_note
 
 __all__ = ["BAR_DATASETS", "Dataset", "dataset", "datasets", "default_request", "option_renames", "renames"]
@@ -107,8 +107,10 @@ class Dataset:
 
         Chart and trend TRs page back from ``end`` (``base_dt``, ``dt``, ``date``);
         range TRs take ``strt_dt``/``end_dt``. Dates the TR does not take are ignored.
+        An option is a request field (``amt_qty_tp='2'``) or a readable column (``measure='quantity'``).
         """
         api_id = api_id or self.sources[0]
+        options = option_wire(api_id, options)
         tr = catalog().tr(api_id)
         names = {s["name"] for s in tr.request}
         unknown = set(options) - names
