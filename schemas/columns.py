@@ -64,8 +64,9 @@ def _program(prefix: str, label: str) -> dict[str, tuple[str, str]]:
         f"{prefix}_sell_qty": (f"{name}_sell_quantity", f"{label}매도수량"),
         f"{prefix}_buy_qty": (f"{name}_buy_quantity", f"{label}매수수량"),
         f"{prefix}_netprps_qty": (f"{name}_net_buy_quantity", f"{label}순매수수량"),
-        f"{prefix}_tdy": (f"{name}_day", f"{label}당일"),
-        f"{prefix}_acc": (f"{name}_cum", f"{label}누적"),
+        # ka90007's day and running totals are net buying ("+10734"; the day's equals ka90010's net)
+        f"{prefix}_tdy": (f"{name}_net_buy_day", f"{label} 순매수 당일"),
+        f"{prefix}_acc": (f"{name}_net_buy_cum", f"{label} 순매수 누적"),
     }
 
 
