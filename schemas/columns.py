@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from schemas.catalog import catalog
+
 __all__ = [
     "COLUMNS",
     "OPTION_COLUMNS",
@@ -402,8 +404,6 @@ def tr_columns(api_id: str) -> dict[str, tuple[str, str, str]]:
     A field's direction (``_dir``) and venue (``_venue``) columns follow its name.
     Raises on a field with no English name or two fields given one name.
     """
-    from schemas.catalog import catalog  # the catalog loads JSON: only when asked
-
     out: dict[str, tuple[str, str, str]] = {}
     taken: dict[str, str] = {}
     for f in catalog().tr(api_id).row_fields():
