@@ -18,13 +18,21 @@ of fewer than ``data_inlining_row_limit`` rows into the catalog instead of
 writing a Parquet file, with a SQLite catalog too (since duckdb 1.4.3), but
 there each inlined row is a separate catalog insert: measured here, 1,000 rows
 cost ~0.37 s and 10,000 rows ~3.5 s, against ~25-85 ms for a Parquet file of
-up to 50,000 rows. So inlining suits the one-row ``meta.stream_positions``
-(enabled on that table), not micro-batches of ticks: those write a file per
-commit and need merging (``Warehouse.compact``).
+up to 50,000 rows. So inlining suits the few rows of the ``meta`` tables a
+commit touches (positions, ledger, cursors, a merge's coverage: enabled on
+those tables, see ``warehouse.tables``), not micro-batches of ticks: those write
+a file per commit and need merging (``Warehouse.compact``).
+
+Several parts of one dataset in a commit (a batch of symbols) are put with one
+delete and one insert and one coverage merge: with a SQLite catalog each
+statement that reads a lake table lists all the lake's files, so statements per
+commit, not rows, are what a write costs.
 """
 
 from __future__ import annotations
 
+import weakref
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,7 +53,7 @@ from warehouse.progress import (
     record_position,
 )
 from warehouse.tables import atomic
-from warehouse.writer import conform, put_rows, sorted_arrow
+from warehouse.writer import conform, put_many, put_rows, sorted_arrow
 
 __all__ = ["Commit", "CommitResult", "Part", "Rows", "WriteResult", "prepare", "results", "transaction"]
 
@@ -144,7 +152,15 @@ def transaction(
     healed: Sequence[StreamGap] = (),
 ) -> list[int]:
     """Apply ``parts``, ``positions`` and gaps in one transaction; the rows each part replaced."""
-    return atomic(con, lambda: _apply(con, run, parts, positions, gaps, healed))
+    replaced = atomic(con, lambda: _apply(con, run, parts, positions, gaps, healed))
+    _opened.setdefault(con, set()).add(run.id)  # committed: the run is in meta.runs now
+    return replaced
+
+
+# Runs this connection has committed (so they are in meta.runs): a commit of such a run
+# skips open_run's look-up, a statement that lists the lake's files (see warehouse.tables).
+# Only meta.runs' own replace_run deletes a run's row, and it puts it back in the same transaction.
+_opened: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, set[str]] = weakref.WeakKeyDictionary()
 
 
 def _apply(
@@ -155,10 +171,10 @@ def _apply(
     gaps: Sequence[StreamGap],
     healed: Sequence[StreamGap],
 ) -> list[int]:
-    replaced = []
+    replaced = _put(con, parts)
+    for ds, spans in _spans_by_dataset(parts):
+        record_coverage(con, ds, spans, run.id)
     for part in parts:
-        replaced.append(put_rows(con, part.ds, part.rows, part.arrow, part.replace))
-        record_coverage(con, part.ds, part.spans, run.id)
         if part.cursor is not None:
             record_cursor(con, part.ds, part.cursor, run.id)
     for part, n in zip(parts, replaced, strict=True):
@@ -172,12 +188,44 @@ def _apply(
             max((s.end for s in part.extents), default=None),
             run.id,
         )
-    open_run(con, run)
+    if run.id not in _opened.get(con, ()):
+        open_run(con, run)
     record_gaps(con, gaps, run.id)
     mark_healed(con, healed, run.id)
     for position in positions:
         record_position(con, position, run.id)
     return replaced
+
+
+def _put(con: duckdb.DuckDBPyConnection, parts: Sequence[Part]) -> list[int]:
+    """Put every part's rows; the parts of one dataset (all replacing, or all appending) together.
+
+    One delete and one insert per dataset (``writer.put_many``) leave what the parts
+    put one after the other would, and count each part's replaced rows the same.
+    """
+    replaced = [0] * len(parts)
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, part in enumerate(parts):
+        groups[part.ds.name].append(i)
+    for idx in groups.values():
+        first = parts[idx[0]]
+        if len(idx) > 1 and all(parts[i].replace == first.replace for i in idx):
+            counts = put_many(con, first.ds, [parts[i].rows for i in idx], first.replace)
+            for i, n in zip(idx, counts, strict=True):
+                replaced[i] = n
+        else:
+            for i in idx:
+                p = parts[i]
+                replaced[i] = put_rows(con, p.ds, p.rows, p.arrow, p.replace)
+    return replaced
+
+
+def _spans_by_dataset(parts: Sequence[Part]) -> list[tuple[Dataset, list[Span]]]:
+    """The coverage of all parts, one merge per dataset."""
+    out: dict[str, tuple[Dataset, list[Span]]] = {}
+    for part in parts:
+        out.setdefault(part.ds.name, (part.ds, []))[1].extend(part.spans)
+    return list(out.values())
 
 
 def results(

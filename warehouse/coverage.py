@@ -22,6 +22,7 @@ from schemas.calendar import trading_days
 from warehouse.datasets import Dataset, dataset
 from warehouse.lake import WarehouseError
 from warehouse.tables import now
+from warehouse.writer import without_optimizer
 
 __all__ = [
     "Span",
@@ -117,6 +118,8 @@ def trading_trim(ranges: Iterable[tuple[date, date]]) -> list[tuple[date, date, 
     return out
 
 
+_SYMBOL_LIST = 256  # a merge of at most this many symbols selects them by a literal list
+
 _COVERAGE_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "dataset": pl.String,
     "symbol": pl.String,
@@ -129,23 +132,37 @@ _COVERAGE_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
 
 
 def record_coverage(con: duckdb.DuckDBPyConnection, ds: Dataset, spans: Sequence[Span], run_id: str) -> None:
-    """Merge ``spans`` into ``meta.coverage`` (inside the caller's transaction)."""
+    """Merge ``spans`` into ``meta.coverage`` (inside the caller's transaction).
+
+    Each (dataset, symbol, option set) keeps its fetched days as disjoint, non-adjacent
+    ranges: the stored ranges of the pairs ``spans`` touch are read, merged with
+    ``spans`` and written back, so coverage stays as small as the days it describes.
+    The read and the delete select those pairs by a literal list of symbols (DuckLake
+    prunes by statistics) and an exact semi-join; nothing is deleted when nothing was
+    stored (a first backfill of a symbol), which saves a statement that, with a SQLite
+    catalog, lists every file of the lake.
+    """
     if not spans:
         return
     pairs = sorted({(s.symbol, s.options) for s in spans})
-    pair_frame = pl.DataFrame(pairs, schema={"symbol": pl.String, "options": pl.String}, orient="row")
+    symbols = sorted({p[0] for p in pairs})
+    pair_frame = pl.DataFrame(
+        [(ds.name, *p) for p in pairs],
+        schema={"dataset": pl.String, "symbol": pl.String, "options": pl.String},
+        orient="row",
+    )
+    where, params = "(dataset, symbol, options) IN (SELECT dataset, symbol, options FROM _pairs)", []
+    if len(symbols) <= _SYMBOL_LIST:
+        where = f"symbol IN ({', '.join('?' * len(symbols))}) AND {where}"
+        params = list(symbols)
     con.register("_pairs", pair_frame.to_arrow())
     try:
-        existing = con.execute(
-            "SELECT symbol, options, start_date, end_date FROM meta.coverage "
-            "WHERE dataset = ? AND (symbol, options) IN (SELECT symbol, options FROM _pairs)",
-            [ds.name],
-        ).fetchall()
-        con.execute(
-            "DELETE FROM meta.coverage WHERE dataset = ? "
-            "AND (symbol, options) IN (SELECT symbol, options FROM _pairs)",
-            [ds.name],
-        )
+        with without_optimizer(con, "join_filter_pushdown"):
+            existing = con.execute(
+                f"SELECT symbol, options, start_date, end_date FROM meta.coverage WHERE {where}", params
+            ).fetchall()
+            if existing:
+                con.execute(f"DELETE FROM meta.coverage WHERE {where}", params)
     finally:
         con.unregister("_pairs")
     ranges: dict[tuple[str, str], list[tuple[date, date]]] = defaultdict(list)

@@ -114,12 +114,17 @@ _META_COMMENTS = {
         "healed_run은 틱차트(ka10079)로 메운 실행"
     ),
 }
-# Tables that change by a row or two per commit keep their rows in the catalog
+# Tables that change by a few rows per commit keep their rows in the catalog
 # (DuckLake data inlining, inserts of up to N rows) instead of a Parquet file per
-# commit: a stream commits its position and ledger row every fraction of a second.
-# Inlined inserts into a SQLite catalog cost about 0.35 ms per row, so only tiny
-# inserts qualify (see warehouse/commit.py); coverage merges rewrite many rows.
-_INLINED = {"stream_positions": 10, "writes": 10, "runs": 10, "cursors": 10}  # gaps: 1 row per symbol
+# commit: a stream commits its position and ledger row every fraction of a second,
+# and every batch write merges its symbols' coverage. Inlined inserts into a SQLite
+# catalog cost about 0.35 ms per row, so only small inserts qualify (see
+# warehouse/commit.py): a coverage merge of up to 100 (symbol, option set) ranges.
+# A file per commit is worse than its own cost: with a SQLite catalog every
+# statement that reads a lake table lists all the lake's files (the scanner pushes
+# no filter into SQLite), so each file makes every later write slower.
+# meta.stream_gaps: a row per symbol, so not inlined
+_INLINED = {"stream_positions": 10, "writes": 10, "runs": 10, "cursors": 10, "coverage": 100}
 
 _SQL_TYPES: dict[type[pl.DataType], str] = {
     pl.String: "VARCHAR",

@@ -11,6 +11,8 @@ caller's transaction:
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import duckdb
@@ -21,7 +23,7 @@ from warehouse.datasets import RUN_ID, Dataset
 from warehouse.lake import WarehouseError
 from warehouse.tables import ident
 
-__all__ = ["conform", "put_rows", "sorted_arrow"]
+__all__ = ["conform", "put_many", "put_rows", "sorted_arrow", "without_optimizer"]
 
 
 def conform(ds: Dataset, frame: pl.DataFrame, run_id: str) -> pl.DataFrame:
@@ -78,16 +80,121 @@ def put_rows(
     return replaced
 
 
+def put_many(
+    con: duckdb.DuckDBPyConnection, ds: Dataset, frames: Sequence[pl.DataFrame], replace: bool = True
+) -> list[int]:
+    """``put_rows`` of several conformed frames of one dataset, in order, as one delete and one insert.
+
+    The result is what the frames put one after the other would leave, and each
+    frame's count is the rows it would have replaced: a later frame's keys replace
+    an earlier frame's rows (and count as replaced), stored rows are counted against
+    the frame whose keys they carry. One statement per dataset instead of one per
+    frame: with a SQLite catalog each statement that reads a table lists the lake's
+    files, and each insert is a file more.
+    """
+    if not replace:
+        rows = pl.concat(frames, how="vertical")
+        put_rows(con, ds, rows, sorted_arrow(ds, rows), replace=False)
+        return [0] * len(frames)
+    cols = list(ds.replace_by)
+    keys = [f.select(cols).unique() for f in frames]
+    # a frame's rows whose keys a later frame carries never reach the table: the later one wins
+    later = keys[-1].clear()
+    kept: list[pl.DataFrame] = []
+    for frame, k in zip(frames[::-1], keys[::-1], strict=True):
+        kept.append(frame.join(later, on=cols, how="anti", nulls_equal=True))
+        later = pl.concat([later, k], how="vertical")
+    rows = pl.concat(kept[::-1], how="vertical")
+    replaced = [0] * len(frames)
+    if not rows.height:
+        return replaced
+    con.register("_incoming", sorted_arrow(ds, rows))
+    try:
+        where, params = _key_filter(ds, rows)
+        with without_optimizer(con, "join_filter_pushdown"):
+            stored = con.execute(f"SELECT {_cols(cols)} FROM {ident(ds.name)} WHERE {where}", params).pl()
+            if stored.height:
+                con.execute(f"DELETE FROM {ident(ds.name)} WHERE {where}", params)
+        con.execute(f"INSERT INTO {ident(ds.name)} BY NAME SELECT * FROM _incoming")
+    finally:
+        con.unregister("_incoming")
+    # a stored row is replaced by the first frame with its keys; a frame's own row by the next one with them
+    overlap = rows.height < sum(f.height for f in frames)
+    for i, k in enumerate(keys):
+        if stored.height:
+            replaced[i] += stored.join(k, on=cols, how="semi", nulls_equal=True).height
+            stored = stored.join(k, on=cols, how="anti", nulls_equal=True)
+        if not overlap:
+            continue
+        rest = frames[i].select(cols)
+        for j in range(i + 1, len(frames)):
+            if not rest.height:
+                break
+            replaced[j] += rest.join(keys[j], on=cols, how="semi", nulls_equal=True).height
+            rest = rest.join(keys[j], on=cols, how="anti", nulls_equal=True)
+    return replaced
+
+
+def _cols(cols: Sequence[str]) -> str:
+    return ", ".join(ident(c) for c in cols)
+
+
+# A frame of at most this many symbols deletes by a literal list of them; a larger one by their range.
+_SYMBOL_LIST = 256
+
+
 def _delete_keys(con: duckdb.DuckDBPyConnection, ds: Dataset, rows: pl.DataFrame) -> int:
+    """Delete the stored rows whose ``replace_by`` columns match a row of ``_incoming``; the count.
+
+    The exact match is a semi-join on ``_incoming``; before it come literal bounds
+    (the frame's time range, its symbols) that DuckLake compares with each file's
+    min/max statistics, so only the files that may hold those keys are read.
+
+    DuckDB would also push the semi-join's own min/max of every key column into the
+    scan ("join filter pushdown"). With a SQLite catalog each pushed column is a
+    full read of the catalog's per-file statistics (the scanner pushes no filter
+    into SQLite), so that cost grows with every file the lake holds: the literal
+    bounds prune the same files with one column's statistics, and the pushdown is
+    switched off for this statement.
+    """
+    where, params = _key_filter(ds, rows)
+    with without_optimizer(con, "join_filter_pushdown"):
+        result = con.execute(f"DELETE FROM {ident(ds.name)} WHERE {where}", params).fetchone()
+    return int(result[0]) if result else 0
+
+
+def _key_filter(ds: Dataset, rows: pl.DataFrame) -> tuple[str, list[Any]]:
+    """The WHERE clause matching stored rows with the ``replace_by`` values of ``_incoming`` (``rows``)."""
     where: list[str] = []
     params: list[Any] = []
     if ds.time in ds.replace_by:
         where.append(f"{ident(ds.time)} BETWEEN ? AND ?")
         params += [rows[ds.time].min(), rows[ds.time].max()]
     if ds.symbol and ds.symbol in ds.replace_by:
-        where.append(f"{ident(ds.symbol)} IN (SELECT DISTINCT {ident(ds.symbol)} FROM _incoming)")
-    cols = ", ".join(ident(c) for c in ds.replace_by)
+        symbols = rows[ds.symbol].unique().sort().to_list()
+        if len(symbols) <= _SYMBOL_LIST:
+            where.append(f"{ident(ds.symbol)} IN ({', '.join('?' * len(symbols))})")
+            params += symbols
+        else:
+            where.append(f"{ident(ds.symbol)} BETWEEN ? AND ?")
+            params += [symbols[0], symbols[-1]]
+    cols = _cols(ds.replace_by)
     tuple_ = f"({cols})" if len(ds.replace_by) > 1 else cols
     where.append(f"{tuple_} IN (SELECT {cols} FROM _incoming)")
-    result = con.execute(f"DELETE FROM {ident(ds.name)} WHERE {' AND '.join(where)}", params).fetchone()
-    return int(result[0]) if result else 0
+    return " AND ".join(where), params
+
+
+@contextlib.contextmanager
+def without_optimizer(con: duckdb.DuckDBPyConnection, name: str) -> Iterator[None]:
+    """Run the block with one more of DuckDB's optimizers disabled on ``con``, then restore the setting."""
+    row = con.execute("SELECT current_setting('disabled_optimizers')").fetchone()
+    before = str(row[0]) if row and row[0] else ""
+    names = [n.strip() for n in before.split(",") if n.strip()]
+    if name in names:
+        yield
+        return
+    con.execute("SET disabled_optimizers = ?", [", ".join([*names, name])])
+    try:
+        yield
+    finally:
+        con.execute("SET disabled_optimizers = ?", [before])
