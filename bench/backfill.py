@@ -338,7 +338,7 @@ def choose_symbols(lake: Path, n: int, start: date) -> tuple[list[str], dict[str
     con = connect(read_only=True, warehouse=lake)
     try:
         rows = con.execute(
-            "SELECT code, regDay FROM stock_list WHERE mrkt_tp IN ('0', '10') ORDER BY code"
+            "SELECT symbol, listing_date FROM stock_list WHERE mrkt_tp IN ('0', '10') ORDER BY symbol"
         ).fetchall()
     finally:
         con.close()

@@ -173,6 +173,31 @@ UNIT_OVERRIDES: dict[tuple[str, str], Unit] = {
     # Kiwoom's convention for the basic quote: listed shares in 천주, market cap in 억원
     ("ka10001", "flo_stk"): SHR_1e3,
     ("ka10001", "mac"): KRW_1e8,
+    # Stock chart volume in shares: the same arithmetic that fixes the turnovers above
+    # (ka10081: 1,105,968 x 61,300 won / 64,215 백만원 = 1.06e6; weekly to yearly in 원
+    # at 0.93-1.18) holds only with volume in shares; the tick and minute charts are the
+    # same series cut finer (ka10080's acc_trde_qty is the day's running volume).
+    **_each(("ka10079", "ka10080", "ka10081", "ka10082", "ka10083", "ka10094"), ("trde_qty",), SHR),
+    ("ka10080", "acc_trde_qty"): SHR,
+    # short sales (ka10014's example for 005930): trde_wght 8.58 = shrts_qty 841,407 /
+    # trde_qty 9,802,105, and 9.8 million is the stock's daily volume in shares at 55,800 won
+    **_each(("ka10014",), ("trde_qty", "shrts_qty", "ovr_shrts_qty"), SHR),
+    # lending (ka10068's example): cntrcnt - rpy = irds, and rmnd 2,460,259,444 against
+    # remn_amt 73,956,254 백만원 is 30,060 won a share (in 천주 it would be 30 won)
+    **_each(
+        ("ka10068", "ka10069", "ka20068", "ka90012"),
+        ("dbrt_trde_cntrcnt", "dbrt_trde_rpy", "rmnd"),
+        SHR,
+    ),
+    **_each(("ka10068", "ka20068"), ("dbrt_trde_irds",), SHR),
+    **_each(("ka10069",), ("dbrt_trde_cntrcnt_sum", "dbrt_trde_rpy_sum", "rmnd_sum"), SHR),
+    # program trading by stock: ka90008's example 58,173 shares x 245,500 won = 14,281
+    # 백만원 against prm_sell_amt 14245 (trde_qty 104,006 is the day's volume so far)
+    **_each(
+        ("ka90008", "ka90013"),
+        ("trde_qty", "prm_sell_qty", "prm_buy_qty", "prm_netprps_qty", "prm_netprps_qty_irds"),
+        SHR,
+    ),
 }
 
 

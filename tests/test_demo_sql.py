@@ -20,7 +20,7 @@ def test_the_demo_queries_run_on_the_datasets_tables(tmp_path: Path) -> None:
         for name in ("stock_list", "stock_bars_daily", "stock_trades"):
             wh.ensure(dataset(name))
         con = wh.con
-        con.execute("INSERT INTO stock_list (mrkt_tp, code, name) VALUES ('0', '005930', '삼성전자')")
+        con.execute("INSERT INTO stock_list (mrkt_tp, symbol, name) VALUES ('0', '005930', '삼성전자')")
         con.execute(
             "INSERT INTO stock_bars_daily (symbol, date, close, turnover)"
             " VALUES ('005930', DATE '2026-11-27', 54100, 558692000000),"

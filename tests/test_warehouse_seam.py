@@ -47,6 +47,8 @@ def minute_bars(symbols: list[str], start: int, n: int, day: date = DAY) -> pl.D
             cols[col] = [s for s in symbols for _ in range(n)]
         elif col == ds.time:
             cols[col] = [open_ + timedelta(minutes=start + i) for _ in symbols for i in range(n)]
+        elif dtype == pl.Date:  # the KST trading day of ts
+            cols[col] = [day] * rows
         elif dtype == pl.Boolean:
             cols[col] = [True] * rows
         elif dtype.is_integer():
