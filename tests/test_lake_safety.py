@@ -416,3 +416,18 @@ def test_an_unreachable_prefect_api_is_one_line(stack: Stack) -> None:
     code, out = stack.kwh(*stack.backfill_args(stack.tmp / "prefect-down"), env=env)
     line = one_line_error(out)
     assert code == 1 and "Prefect API is not reachable" in line and api in line, out
+
+
+def test_a_lake_opened_through_a_symlink_is_not_a_move(stack: Stack) -> None:
+    from warehouse import Warehouse
+
+    lake = stack.copy("linked")
+    with Warehouse(warehouse=lake) as wh:
+        wh.con  # noqa: B018 - the copy adopts its own place
+    link = stack.tmp / "link-to-linked"
+    link.symlink_to(lake)
+    catalog = sums(lake)["catalog.sqlite"]
+    with Warehouse(warehouse=link) as wh:
+        assert wh.sql("SELECT count(*) AS n FROM stock_bars_daily")["n"][0] == stack.rows
+    assert sums(lake)["catalog.sqlite"] == catalog, "the same folder under another name: nothing rewritten"
+    assert recorded_data_path(lake) == f"{lake / 'files'}/"

@@ -91,7 +91,7 @@ def examine(path: Path, data_path: str, *, shown: Path | None = None) -> Catalog
     return CatalogFile(path, recorded, live)
 
 
-def _check_header(path: Path, name: Path, waits: int = 25) -> None:
+def _check_header(path: Path, name: Path, waits: int = 40) -> None:
     """The file is SQLite and as long as its header says (a checkpoint may be extending it: wait a bit)."""
     for attempt in range(waits):
         with path.open("rb") as f:
@@ -105,7 +105,7 @@ def _check_header(path: Path, name: Path, waits: int = 25) -> None:
         if not valid or pages * page <= path.stat().st_size:
             return
         if attempt < waits - 1:
-            time.sleep(0.02)
+            time.sleep(0.05)  # 2 s in all: a checkpoint writes the header's page first, then the rest
     raise LakeError(
         f"catalog {name} is cut short ({path.stat().st_size} of {pages * page} bytes; "
         f"a copy or disk that did not finish): {_RESTORE}"

@@ -233,7 +233,7 @@ def _check_catalog(config: LakeConfig, opened: Path | None, read_only: bool) -> 
         if read_only:
             raise WarehouseError(f"no warehouse at {config.root}: nothing has been written there yet")
         return
-    if found.data_path in ("", config.data_path):
+    if found.data_path in ("", config.data_path) or _same_folder(found.data_path, config.data_path):
         return
     if config.own_files:
         if not read_only:
@@ -249,6 +249,16 @@ def _check_catalog(config: LakeConfig, opened: Path | None, read_only: bool) -> 
             f"catalog {path} records its files at {found.data_path}, not {config.data_path}: "
             f"set KWH_DATA_PATH={found.data_path}, or move the files there"
         )
+
+
+def _same_folder(a: str, b: str) -> bool:
+    """One folder under two spellings (a symlink, a bind mount): not a move."""
+    if "://" in a or "://" in b:
+        return False
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them is not there: the lake was moved
+        return False
 
 
 def open_lake(config: LakeConfig, read_only: bool = False) -> duckdb.DuckDBPyConnection:
