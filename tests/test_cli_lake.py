@@ -123,3 +123,51 @@ def test_compact_dry_run_then_for_real(lake):
     )
     bad = runner.invoke(app, ["compact", "-w", str(lake), "--older-than", "soon"])
     assert bad.exit_code == 2
+
+
+@pytest.fixture
+def small_lake(tmp_path, lake):
+    """A copy of the module's lake (compaction below must not change the shared one)."""
+    import shutil
+
+    root = tmp_path / "small"
+    shutil.copytree(lake, root)
+    return root
+
+
+def test_compact_keeps_files_the_catalog_does_not_list_unless_told(small_lake):
+    (data,) = list((small_lake / "files" / "main" / "stock_bars_daily").rglob("*.parquet"))[:1]
+    orphan = data.with_name("ducklake-not-in-the-catalog.parquet")
+    orphan.write_bytes(data.read_bytes())
+    kept = runner.invoke(
+        app, ["compact", "-w", str(small_lake), "--older-than", "0s"], env={"COLUMNS": "200"}
+    )
+    assert kept.exit_code == 0, kept.output
+    assert "1 files in" in kept.stdout and "were kept" in kept.stdout and orphan.exists()
+    gone = runner.invoke(
+        app,
+        ["compact", "-w", str(small_lake), "--older-than", "0s", "--delete-orphans"],
+        env={"COLUMNS": "200"},
+    )
+    assert gone.exit_code == 0, gone.output
+    assert not orphan.exists()
+    n = runner.invoke(
+        app, ["sql", "-w", str(small_lake), "-f", "csv", "SELECT count(*) AS n FROM stock_bars_daily"]
+    )
+    assert n.stdout.splitlines()[1] == str(
+        len([d for d in DAYS if d <= date(2025, 12, 10) or d >= date(2025, 12, 20)])
+    )
+
+
+def test_a_damaged_catalog_is_one_line_and_exit_1(small_lake):
+    import os
+
+    for side in small_lake.glob("catalog.sqlite-*"):
+        side.unlink()
+    catalog = small_lake / "catalog.sqlite"
+    os.truncate(catalog, catalog.stat().st_size // 2)
+    for args in (["status"], ["compact"], ["sql", "SELECT 1"]):
+        result = runner.invoke(app, [args[0], "-w", str(small_lake), *args[1:]])
+        assert result.exit_code == 1, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        assert f"catalog {catalog} is cut short" in result.output

@@ -272,8 +272,8 @@ def open_lake(config: LakeConfig, read_only: bool = False) -> duckdb.DuckDBPyCon
     read_only = read_only or config.read_only
     sqlite_path = config.sqlite_path()
     _check_folder(config, read_only)
-    if read_only and not config.exists():
-        _check_catalog(config, None, read_only)  # a missing catalog beside files is a damaged lake
+    if read_only and not config.exists():  # (a missing catalog beside data files raises in exists())
+        raise WarehouseError(f"no warehouse at {config.root}: nothing has been written there yet")
     copy = _readable_copy(sqlite_path) if read_only and sqlite_path is not None else None
     try:
         _check_catalog(config, copy, read_only)
