@@ -1,33 +1,39 @@
-"""Benchmark: the warehouse API on ``stock_bars_minute`` (DuckLake, SQLite catalog).
+"""Benchmark: daily and symbol-month queries over minute bars, the lake against plain DuckDB and Parquet.
 
-    .venv/bin/python bench/warehouse.py [--runs 5] [--symbols 2000] [--days 13] [--quick] [--tmp DIR]
+    .venv/bin/python bench/warehouse.py [--symbols 2000] [--days 13] [--repeat 7] [--quick] [--tmp DIR]
 
-Every run starts from fresh lakes in a temporary folder (``Warehouse(warehouse=tmpdir)``)
-and measures, on synthetic minute bars of ``--symbols`` symbols on real KRX session
-minutes (``schemas.calendar``) built with vectorized Polars:
+One run builds, from the same synthetic ``stock_bars_minute`` rows (``--symbols`` x
+``--days`` KRX trading days x 381 bars: 09:01 .. 15:20 and the closing auction's 15:30;
+2,000 x 13 x 381 = 9.9M rows):
 
-1. write: ``wh.write`` of ``--symbols`` x 500 bars (1M rows) into an empty lake;
-2. upsert: ``wh.write`` of ``--symbols`` x 500 bars into a table of ``--symbols`` x
-   ``--days`` x 390 bars (10.14M rows); the first half of each symbol's bars replace
-   its last 250 stored bars (other values), the second half are the next 250 minutes.
-   The table is built first, one trading day per write (reported, not part of the
-   upsert's time); afterwards the row count, duplicate keys and the new run id are
-   checked (not timed);
-3. aggregate: daily OHLCV of every symbol (group by symbol, ``ts::DATE``) over the
-   table on ``warehouse.connect(read_only=True)``, to a Polars frame; the same SQL over
-   one plain Parquet file of the same rows (``read_parquet``) gives the ratio
-   lake/plain, the overhead of DuckLake;
-4. point: one symbol over one calendar month (the first day's), to a Polars frame.
+- the lake: DuckLake with a SQLite catalog, one ``Warehouse.write`` per trading day (the
+  way a daily flow fills it);
+- native: the same rows in a DuckDB table (a ``.duckdb`` file, attached to the same connection);
+- parquet: the same rows as hive-partitioned Parquet (``year=/month=``, the lake's partitions);
+- fragmented: a second lake holding the same rows written by ``--fragment`` small
+  ``Warehouse.write`` calls of a few symbols each (one symbol each with ``--fragment`` equal
+  to ``--symbols``), queried before and after ``Warehouse.compact`` (what ``kwh compact``
+  runs), with its file counts.
 
-Queries run ``--repeat`` times per run (their median is the run's value, lake and
-plain interleaved); each number reported is the median over ``--runs`` runs. Writes
-``bench/results/warehouse.md`` (``--quick``: a small run that only prints, unless
-``--out`` is given).
+Then, on one read-only ``warehouse.connect()`` (the macro and views installed), every query
+runs ``--repeat`` times, interleaved, to a Polars frame; each figure is the median and every
+ratio compares figures of this one run. Queries:
+
+- daily OHLCV of every symbol and day: ``GROUP BY symbol, date`` on the stored ``date``
+  column (the project's way), on ``kst_date(ts)`` (the macro), and on ``ts::DATE`` (ICU);
+- one symbol over one calendar month: ``SELECT *`` with the symbol and ``ts`` bounds, and
+  ``warehouse.read`` of the same rows.
+
+Every answer is checked against the others (same rows, same values). Also measured once per
+run, as before: ``Warehouse.write`` of 1M rows into an empty lake and an upsert of 1M rows
+(half replacing stored keys) into the 9.9M-row lake. Writes ``bench/results/warehouse.md``
+(``--quick``: a small run that only prints, unless ``--out`` is given).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import shutil
@@ -37,7 +43,8 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from datetime import time as clock_time
 from pathlib import Path
 from typing import Any
 
@@ -46,38 +53,33 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import duckdb  # noqa: E402
 import polars as pl  # noqa: E402
-import pyarrow  # noqa: E402
 
-from schemas.calendar import KST, SESSION_BARS, session_minutes, trading_days  # noqa: E402
+from schemas.calendar import KST, session_minutes, trading_days  # noqa: E402
 from warehouse import Run, Warehouse, connect, dataset  # noqa: E402
+from warehouse.reading import read_dataset  # noqa: E402
 
 NAME = "stock_bars_minute"
 DS = dataset(NAME)
 SCHEMA = pl.Schema({c: t for c, t in DS.schema.items() if c != "run_id"})
-KEY = ", ".join(DS.key)
+DAY_BARS = 381  # 09:01 .. 15:20 (380) and the closing auction's 15:30 bar; none at 15:21-15:29
+LAST_CONTINUOUS, AUCTION = clock_time(15, 20), clock_time(15, 30)
 
 AGG = (
     "SELECT symbol, {day} AS date, arg_min(open, ts) AS open, max(high) AS high, min(low) AS low, "
-    "arg_max(close, ts) AS close, sum(volume) AS volume FROM {source} GROUP BY symbol, {day}"
+    "arg_max(close, ts) AS close, sum(volume) AS volume FROM {source} GROUP BY ALL"
 )
-DAY = "ts::DATE"  # TIMESTAMPTZ -> DATE in the session time zone (Asia/Seoul): an ICU conversion per row
-DAY_NO_ICU = "make_timestamp(epoch_us(ts) + 32400000000)::DATE"  # KST is UTC+9 all year (no DST since 1988)
-POINT = f"SELECT * FROM {NAME} WHERE symbol = ? AND ts >= ? AND ts < ?"
+MONTH = "SELECT * FROM {source} WHERE symbol = ? AND ts >= ? AND ts < ?"
+DAYS = {"date": "date", "macro": "kst_date(ts)", "icu": "ts::DATE"}
 
 
 # --------------------------------------------------------------------------- data
 
 
-def minute_grid(start: date, bars: int) -> list[datetime]:
-    """The first ``bars`` session minutes (bar end labels, KST) from ``start`` on."""
-    out: list[datetime] = []
-    lo = start
-    while len(out) < bars:
-        hi = date.fromordinal(lo.toordinal() + 60)
-        for d in trading_days(lo, hi):
-            out += session_minutes(d)
-        lo = date.fromordinal(hi.toordinal() + 1)
-    return out[:bars]
+def day_minutes(d: date) -> list[datetime]:
+    """The 381 bar labels (KST) of a KRX trading day."""
+    out = [m for m in session_minutes(d) if m.time() <= LAST_CONTINUOUS or m.time() == AUCTION]
+    assert len(out) == DAY_BARS, (d, len(out))
+    return out
 
 
 def bars(symbols: pl.Series, minutes: list[datetime], seed: int) -> pl.DataFrame:
@@ -86,11 +88,10 @@ def bars(symbols: pl.Series, minutes: list[datetime], seed: int) -> pl.DataFrame
         pl.DataFrame({"ts": pl.Series(minutes, dtype=SCHEMA["ts"])}), how="cross"
     )
     h = pl.col("h")
-    step = (h % 21).cast(pl.Int64) - 10
     prev = pl.col("close") - pl.col("step")
     frame = (
         grid.with_columns(h=pl.int_range(pl.len(), dtype=pl.UInt64).hash(seed))
-        .with_columns(step=step)
+        .with_columns(step=(h % 21).cast(pl.Int64) - 10)
         .with_columns(
             close=(
                 1_000
@@ -101,6 +102,7 @@ def bars(symbols: pl.Series, minutes: list[datetime], seed: int) -> pl.DataFrame
         .select(
             "symbol",
             "ts",
+            date=pl.col("ts").dt.date(),  # the KST day: ts is in Asia/Seoul
             tic_scope=pl.lit(1, pl.Int16),
             adjusted=pl.lit(True),
             open=prev.clip(1),
@@ -118,9 +120,9 @@ def bars(symbols: pl.Series, minutes: list[datetime], seed: int) -> pl.DataFrame
 # --------------------------------------------------------------------------- helpers
 
 
-def clock(fn: Callable[..., Any], *args: Any) -> tuple[float, Any]:
+def clock(fn: Callable[[], Any]) -> tuple[float, Any]:
     t0 = time.perf_counter()
-    out = fn(*args)
+    out = fn()
     return time.perf_counter() - t0, out
 
 
@@ -130,142 +132,209 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = 
     return row[0]
 
 
-def lake_files(con: duckdb.DuckDBPyConnection, root: Path) -> dict[str, int]:
-    """Parquet files: the table's data and delete files in the current snapshot, and all on disk."""
+def lake_files(con: duckdb.DuckDBPyConnection, database: str = "lake") -> dict[str, float]:
+    """The table's data and delete files in the current snapshot, and their size."""
     files, deletes, size = con.execute(
-        "SELECT file_count, delete_file_count, file_size_bytes FROM ducklake_table_info('lake') "
+        f"SELECT file_count, delete_file_count, file_size_bytes FROM ducklake_table_info('{database}') "
         "WHERE table_name = ?",
         [NAME],
     ).fetchone() or (0, 0, 0)
-    on_disk = sum(1 for _ in (root / "files").rglob("*.parquet"))
-    table_disk = sum(1 for _ in (root / "files" / "main" / NAME).rglob("*.parquet"))
-    return {"data": files, "delete": deletes, "mb": size / 1e6, "table_disk": table_disk, "disk": on_disk}
+    return {"data": files, "delete": deletes, "mb": size / 1e6}
 
 
-def check_upsert(con: duckdb.DuckDBPyConnection, expected: int, run_id: str, upserted: int) -> None:
-    rows = scalar(con, f"SELECT count(*) FROM {NAME}")
-    dup = scalar(con, f"SELECT count(*) FROM (SELECT {KEY} FROM {NAME} GROUP BY ALL HAVING count(*) > 1)")
-    mine = scalar(con, f"SELECT count(*) FROM {NAME} WHERE run_id = ?", [run_id])
-    assert rows == expected, f"{rows:,} rows after the upsert, expected {expected:,}"
-    assert dup == 0, f"{dup:,} duplicate keys after the upsert"
-    assert mine == upserted, f"{mine:,} rows carry the upsert's run id, expected {upserted:,}"
-
-
-# --------------------------------------------------------------------------- one run
-
-
-def timed_queries(
-    con: duckdb.DuckDBPyConnection, queries: dict[str, tuple[str, list[Any]]], repeat: int
-) -> tuple[dict[str, float], dict[str, pl.DataFrame]]:
-    """Each query ``repeat`` times to Polars, interleaved; the median time of each and its last frame."""
+def timed(queries: dict[str, Callable[[], pl.DataFrame]], repeat: int) -> tuple[dict[str, list[float]], dict]:
+    """Each query ``repeat`` times, interleaved; all times and the last frame of each."""
     times: dict[str, list[float]] = defaultdict(list)
     frames: dict[str, pl.DataFrame] = {}
     for _ in range(repeat):
-        for label, (sql, params) in queries.items():
-            took, frames[label] = clock(lambda: con.execute(sql, params).pl())  # noqa: B023 - called at once
+        for label, fn in queries.items():
+            took, frames[label] = clock(fn)
             times[label].append(took)
-    return {label: statistics.median(v) for label, v in times.items()}, frames
+    return times, frames
 
 
-def run_once(args: argparse.Namespace, tmp: Path, log: Callable[[str], None]) -> dict[str, Any]:
+def same(frames: dict[str, pl.DataFrame], labels: list[str], key: list[str]) -> None:
+    ref = frames[labels[0]].sort(key)
+    for label in labels[1:]:
+        assert frames[label].sort(key).equals(ref), f"{label} differs from {labels[0]}"
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def build(args: argparse.Namespace, tmp: Path, log: Callable[[str], None]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    n_sym, half = args.symbols, args.upsert_bars // 2
-    symbols = (pl.int_range(n_sym, eager=True) * 3 + 5_930).cast(pl.String).str.zfill(6).alias("symbol")
-    base_bars = args.days * SESSION_BARS
-    grid = minute_grid(args.start, max(base_bars + args.upsert_bars - half, args.write_bars))
-    days = sorted({m.date() for m in grid[:base_bars]})
-
-    # 1. write into an empty lake
-    frame = bars(symbols, grid[: args.write_bars], seed=1)
-    with Warehouse(warehouse=tmp / "empty") as wh:
+    symbols = (
+        (pl.int_range(args.symbols, eager=True) * 3 + 5_930).cast(pl.String).str.zfill(6).alias("symbol")
+    )
+    days = trading_days(args.start, args.start + timedelta(days=args.days * 2 + 10))[: args.days]
+    out["symbols"], out["days"] = symbols, days
+    gen = write = 0.0
+    with Warehouse(warehouse=tmp / "lake") as wh:
         wh.con  # noqa: B018 - opens the lake and creates the meta tables, not timed
         run = Run.new("bench")
-        out["write"], res = clock(lambda: wh.write(NAME, frame, run))
-    assert res.rows == frame.height and res.replaced == 0, res
-    out["write_rows"] = frame.height
-    shutil.rmtree(tmp / "empty")
-    log(f"  1 write {frame.height:,} rows: {out['write']:.2f} s")
-
-    # the base table, one trading day per write (timed apart, not part of any result but 2a)
-    lake = tmp / "lake"
-    build = 0.0
-    with Warehouse(warehouse=lake) as wh:
-        wh.con  # noqa: B018
-        run = Run.new("bench")
         for d in days:
-            day = bars(symbols, session_minutes(d), seed=d.toordinal())
-            took, _ = clock(wh.write, NAME, day, run)
-            build += took
-    out["build"], out["build_rows"], out["build_writes"] = build, n_sym * base_bars, len(days)
-    log(f"  2a build {out['build_rows']:,} rows in {len(days)} writes: {build:.2f} s")
+            took, frame = clock(functools.partial(bars, symbols, day_minutes(d), d.toordinal()))
+            gen += took
+            took, _ = clock(functools.partial(wh.write, NAME, frame, run))
+            write += took
+    out["rows"] = args.symbols * len(days) * DAY_BARS
+    out["gen"], out["build"] = gen, write
+    log(f"lake: {out['rows']:,} rows in {len(days)} writes, {write:.1f} s (+ {gen:.1f} s generating)")
 
-    # 3. and 4. on the base table, read-only
-    out["connect"], ro = clock(lambda: connect(read_only=True, warehouse=lake))
-    out["files"] = lake_files(ro, lake)
-    versions = ro.execute(
-        "SELECT extension_name, extension_version FROM duckdb_extensions() "
-        "WHERE extension_name IN ('ducklake', 'sqlite_scanner') ORDER BY 1"
-    ).fetchall()
-    out["versions"] = ", ".join(f"{n} {v}" for n, v in versions)
-    plain = tmp / "plain.parquet"  # the same rows in the same order, by the same engine
-    out["export"], _ = clock(lambda: ro.execute(f"COPY (SELECT * FROM {NAME}) TO '{plain}' (FORMAT parquet)"))
-    symbol = symbols[n_sym // 2]
-    month = days[0].replace(day=1)
-    next_month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
-    midnight = datetime.min.time()
-    window = [symbol, datetime.combine(month, midnight, KST), datetime.combine(next_month, midnight, KST)]
-    queries = {
-        "agg_lake": (AGG.format(day=DAY, source=NAME), []),
-        "agg_plain": (AGG.format(day=DAY, source=f"read_parquet('{plain}')"), []),
-        "agg_no_icu": (AGG.format(day=DAY_NO_ICU, source=NAME), []),
-        "point": (POINT, window),
-    }
-    medians, frames = timed_queries(ro, queries, args.repeat)
-    out |= medians
-    ro.close()
-    plain.unlink()
-    want = n_sym * len(days)
-    ref = frames["agg_plain"].sort("symbol", "date")
-    assert ref.height == want, f"aggregate gave {ref.height:,} rows, expected {want:,}"
-    assert frames["agg_lake"].sort("symbol", "date").equals(ref), "lake and plain aggregates differ"
-    assert frames["agg_no_icu"].sort("symbol", "date").equals(ref), "the two day expressions disagree"
-    point_rows = sum(1 for m in grid[:base_bars] if m.date().replace(day=1) == month)
-    assert frames["point"].height == point_rows, f"query 4 gave {frames['point'].height}, want {point_rows}"
-    out |= {"agg_out": want, "point_rows": point_rows, "month": month, "symbol": symbol}
-    log(
-        f"  3 aggregate lake {out['agg_lake']:.2f} s, plain {out['agg_plain']:.2f} s, "
-        f"no-ICU day {out['agg_no_icu']:.2f} s; 4 point {out['point'] * 1000:.0f} ms"
+    con = connect(read_only=True, warehouse=tmp / "lake")
+    took, _ = clock(
+        lambda: (
+            con.execute(f"ATTACH '{tmp / 'native.duckdb'}' AS native"),
+            con.execute(f"CREATE TABLE native.bars AS SELECT * FROM lake.{NAME} ORDER BY symbol, ts"),
+            con.execute("DETACH native"),
+        )
     )
+    log(f"native: {took:.1f} s")
+    took, _ = clock(
+        lambda: con.execute(
+            f"COPY (SELECT *, year(ts) AS year, month(ts) AS month FROM lake.{NAME} ORDER BY symbol, ts) "
+            f"TO '{tmp / 'parquet'}' (FORMAT parquet, PARTITION_BY (year, month))"
+        )
+    )
+    out["parquet_files"] = sum(1 for _ in (tmp / "parquet").rglob("*.parquet"))
+    log(f"parquet: {out['parquet_files']} files, {took:.1f} s")
 
-    # 2. upsert: each symbol's last `half` stored bars again (other values), then the next bars
-    frame = bars(symbols, grid[base_bars - half : base_bars + args.upsert_bars - half], seed=99)
-    with Warehouse(warehouse=lake) as wh:
+    # the fragmented lake: the same rows in --fragment writes of a few symbols each (one symbol
+    # each when --fragment is the symbol count; this machine could not afford 2,000 writes)
+    every = con.execute(f"SELECT * EXCLUDE (run_id) FROM lake.{NAME} ORDER BY symbol, ts").pl()
+    con.close()
+    group = -(-args.symbols // args.fragment)  # symbols per write
+    every = every.with_columns(part=(pl.col("symbol").rank("dense") - 1) // group)
+    parts = [p.drop("part") for p in every.partition_by("part", maintain_order=True, as_dict=False)]
+    del every
+    t0 = time.perf_counter()
+    with Warehouse(warehouse=tmp / "fragmented") as wh:
+        run = Run.new("bench")
+        for part in parts:
+            wh.write(NAME, part, run)
+    took, n_writes = time.perf_counter() - t0, len(parts)
+    out["fragment_symbols"] = group
+    del parts
+    out["fragment_writes"], out["fragment_build"] = n_writes, took
+    log(f"fragmented: {n_writes} writes, {took:.1f} s")
+    return out
+
+
+def measure(args: argparse.Namespace, tmp: Path, built: dict[str, Any], log: Callable[[str], None]) -> dict:
+    symbols, days = built["symbols"], built["days"]
+    con = connect(read_only=True, warehouse=tmp / "lake")
+    con.execute(f"ATTACH '{tmp / 'native.duckdb'}' AS native (READ_ONLY)")
+    con.execute(f"ATTACH 'ducklake:sqlite:{tmp / 'fragmented' / 'catalog.sqlite'}' AS frag (READ_ONLY)")
+    hive = f"read_parquet('{tmp / 'parquet'}/**/*.parquet', hive_partitioning = true)"
+    sources = {"lake": f"lake.{NAME}", "native": "native.bars", "parquet": hive, "frag": f"frag.{NAME}"}
+    symbol = symbols[len(symbols) // 2]
+    month = days[0].replace(day=1)
+    end = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+    window = [symbol, datetime.combine(month, clock_time(), KST), datetime.combine(end, clock_time(), KST)]
+
+    def q(sql: str, params: list[Any] | None = None) -> Callable[[], pl.DataFrame]:
+        return lambda: con.execute(sql, params or []).pl()
+
+    def agg(source: str, day: str = "date") -> Callable[[], pl.DataFrame]:
+        return q(AGG.format(day=DAYS[day], source=sources[source]))
+
+    def month_of(source: str) -> Callable[[], pl.DataFrame]:
+        return q(MONTH.format(source=sources[source]), window)
+
+    def read() -> pl.DataFrame:
+        last = end - timedelta(days=1)
+        return read_dataset(con, NAME, [symbol], month, last).drop("run_id")
+
+    queries = {
+        "daily_lake": agg("lake"),
+        "daily_native": agg("native"),
+        "daily_parquet": agg("parquet"),
+        "daily_macro": agg("lake", "macro"),
+        "daily_icu": agg("lake", "icu"),
+        "daily_frag": agg("frag"),
+        "month_lake": month_of("lake"),
+        "month_native": month_of("native"),
+        "month_parquet": month_of("parquet"),
+        "month_read": read,
+        "month_frag": month_of("frag"),
+    }
+    times, frames = timed(queries, args.repeat)
+    want_daily = args.symbols * len(days)
+    daily = [k for k in frames if k.startswith("daily")]
+    assert frames["daily_lake"].height == want_daily, frames["daily_lake"].height
+    same(frames, daily, ["symbol", "date"])
+    cols = [c for c in SCHEMA]
+    for k in ("month_lake", "month_native", "month_parquet", "month_frag", "month_read"):
+        frames[k] = frames[k].select(cols)
+    same(frames, ["month_lake", "month_native", "month_parquet", "month_frag", "month_read"], ["ts"])
+    month_rows = sum(DAY_BARS for d in days if d.replace(day=1) == month)
+    assert frames["month_lake"].height == month_rows, frames["month_lake"].height
+    out: dict[str, Any] = {"times": times, "symbol": symbol, "month": month, "month_rows": month_rows}
+    out["files_lake"], out["files_frag"] = lake_files(con), lake_files(con, "frag")
+    out["daily_out"] = want_daily
+    con.close()
+    log("queries: " + ", ".join(f"{k} {statistics.median(v):.3f}" for k, v in times.items()))
+
+    # kwh compact on the fragmented lake: merge its files, expire the old snapshots, delete their files
+    # kwh compact on both lakes: merge their files, expire the old snapshots, delete their files
+    for lake, tag in (("fragmented", ""), ("lake", "_lake")):
+        with Warehouse(warehouse=tmp / lake) as wh:
+            out["compact" + tag], out["compact_result" + tag] = clock(
+                functools.partial(wh.compact, older_than=timedelta(0))
+            )
+    after: dict[str, list[float]] = {}
+    for lake, tag in (("fragmented", "compacted"), ("lake", "lake_compacted")):
+        con = connect(read_only=True, warehouse=tmp / lake)
+        out["files_" + tag] = lake_files(con)
+        times, frames_after = timed(
+            {
+                f"daily_{tag}": q(AGG.format(day="date", source=NAME)),
+                f"month_{tag}": q(MONTH.format(source=NAME), window),
+            },
+            args.repeat,
+        )
+        con.close()
+        got = frames_after[f"daily_{tag}"].sort("symbol", "date")
+        assert got.equals(frames["daily_lake"].sort("symbol", "date")), tag
+        after |= times
+    out["times"] |= after
+    out["disk_frag"] = sum(1 for _ in (tmp / "fragmented" / "files").rglob("*.parquet"))
+    log("after compact: " + ", ".join(f"{k} {statistics.median(v):.3f}" for k, v in after.items()))
+    return out
+
+
+def writes(args: argparse.Namespace, tmp: Path, built: dict[str, Any], log: Callable[[str], None]) -> dict:
+    """``Warehouse.write`` of 1M rows into an empty lake (--runs times), and one upsert into the big lake."""
+    symbols, days = built["symbols"], built["days"]
+    out: dict[str, Any] = {"write": []}
+    later = trading_days(days[-1] + timedelta(days=1), days[-1] + timedelta(days=30))
+    fresh = bars(symbols, [m for d in later[:2] for m in day_minutes(d)][:500], seed=1)
+    for i in range(args.runs):
+        with Warehouse(warehouse=tmp / f"empty{i}") as wh:
+            wh.con  # noqa: B018
+            took, res = clock(functools.partial(wh.write, NAME, fresh, Run.new("bench")))
+        assert res.rows == fresh.height and res.replaced == 0, res
+        out["write"].append(took)
+        shutil.rmtree(tmp / f"empty{i}")
+    out["write_rows"] = fresh.height
+    # the last 250 stored bars of each symbol again (other values), then 250 new minutes
+    tail = day_minutes(days[-1])[-250:] + [m for d in later[:1] for m in day_minutes(d)][:250]
+    frame = bars(symbols, tail, seed=99)
+    with Warehouse(warehouse=tmp / "lake") as wh:
         wh.con  # noqa: B018
-        reads = [
-            clock(lambda: wh.read(NAME, [symbol], month, date.fromordinal(next_month.toordinal() - 1)))
-            for _ in range(args.repeat)
-        ]
-        out["read"] = statistics.median(t for t, _ in reads)
-        assert reads[-1][1].height == point_rows
         run = Run.new("bench")
         out["upsert"], res = clock(lambda: wh.write(NAME, frame, run))
-    assert res.rows == frame.height and res.replaced == n_sym * half, res
-    out["upsert_rows"], out["replaced"] = frame.height, res.replaced
-    out["after_rows"] = n_sym * (base_bars + args.upsert_bars - half)
-    ro = connect(read_only=True, warehouse=lake)
-    check_upsert(ro, out["after_rows"], run.id, frame.height)
-    out["files_after"] = lake_files(ro, lake)
-    log(
-        f"  2 upsert {frame.height:,} rows ({res.replaced:,} replaced): {out['upsert']:.2f} s; "
-        f"{out['after_rows']:,} rows, no duplicate keys"
+    assert res.rows == frame.height and res.replaced == len(symbols) * 250, res
+    con = connect(read_only=True, warehouse=tmp / "lake")
+    total = scalar(con, f"SELECT count(*) FROM {NAME}")
+    dup = scalar(
+        con, f"SELECT count(*) FROM (SELECT symbol, ts FROM {NAME} GROUP BY ALL HAVING count(*) > 1)"
     )
-
-    # 3. and 4. again after the upsert (merge-on-read: the replaced rows are in a delete file)
-    after = {"agg_after": queries["agg_lake"], "point_after": queries["point"]}
-    medians, _ = timed_queries(ro, after, args.repeat)
-    out |= medians
-    ro.close()
-    shutil.rmtree(lake)
+    con.close()
+    assert total == built["rows"] + len(symbols) * 250 and dup == 0, (total, dup)
+    out["upsert_rows"], out["replaced"] = frame.height, res.replaced
+    log(f"write {statistics.median(out['write']):.2f} s, upsert {out['upsert']:.2f} s")
     return out
 
 
@@ -288,44 +357,39 @@ def machine() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--symbols", type=int, default=2_000)
-    ap.add_argument("--days", type=int, default=13, help="trading days in the base table (390 bars each)")
-    ap.add_argument("--write-bars", type=int, default=500, help="bars per symbol in test 1")
+    ap.add_argument("--days", type=int, default=13, help=f"trading days ({DAY_BARS} bars each)")
+    ap.add_argument("--repeat", type=int, default=7, help="executions of each query (median)")
+    ap.add_argument("--runs", type=int, default=3, help="writes into an empty lake (median)")
     ap.add_argument(
-        "--upsert-bars", type=int, default=500, help="bars per symbol in the upsert (half overlap)"
+        "--fragment", type=int, default=400, help="writes that fill the fragmented lake (a few symbols each)"
     )
-    ap.add_argument("--repeat", type=int, default=3, help="query executions per run (median)")
     ap.add_argument("--start", type=date.fromisoformat, default=date(2025, 11, 20), help="first trading day")
-    ap.add_argument("--quick", action="store_true", help="200 symbols, 4 days, 3 runs; prints only")
+    ap.add_argument("--quick", action="store_true", help="200 symbols, 4 days, 3 repeats; prints only")
     ap.add_argument("--tmp", type=Path, default=None, help="folder for the temporary lakes")
     ap.add_argument(
         "--out", type=Path, default=None, help="results file (default bench/results/warehouse.md)"
     )
     args = ap.parse_args()
     if args.quick:
-        args.symbols, args.days, args.runs = min(args.symbols, 200), min(args.days, 4), min(args.runs, 3)
-    if args.upsert_bars // 2 > args.days * SESSION_BARS:
-        ap.error("the upsert's overlap is longer than the table")
+        args.symbols, args.days, args.repeat, args.runs = min(args.symbols, 200), min(args.days, 4), 3, 1
+        args.fragment = min(args.fragment, 40)
     out = args.out or (None if args.quick else Path(__file__).parent / "results" / "warehouse.md")
     if args.tmp:
         args.tmp.mkdir(parents=True, exist_ok=True)
 
+    def log(s: str) -> None:
+        print(s, flush=True)
+
     load0 = os.getloadavg()
     t_all = time.perf_counter()
-    results = []
     with tempfile.TemporaryDirectory(prefix="bench_wh_", dir=args.tmp) as tmp_name:
         tmp = Path(tmp_name)
-        for i in range(args.runs):
-            print(f"run {i + 1}/{args.runs}", flush=True)
-            run_dir = tmp / f"run{i}"
-            run_dir.mkdir()
-            results.append(run_once(args, run_dir, lambda s: print(s, flush=True)))
-            shutil.rmtree(run_dir)
+        built = build(args, tmp, log)
+        result = measure(args, tmp, built, log)
+        result |= writes(args, tmp, built, log)
     total = time.perf_counter() - t_all
-    load1 = os.getloadavg()
-
-    text = report(args, results, total, load0, load1)
+    text = report(args, built, result, total, load0, os.getloadavg())
     print(text)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -335,131 +399,121 @@ def main() -> None:
 
 def report(
     args: argparse.Namespace,
-    results: list[dict[str, Any]],
+    built: dict[str, Any],
+    r: dict[str, Any],
     total: float,
     load0: tuple[float, ...],
     load1: tuple[float, ...],
 ) -> str:
+    t = r["times"]
+
     def med(key: str) -> float:
-        return statistics.median(r[key] for r in results)
+        return statistics.median(t[key])
 
-    def row(tag: str, what: str, rows: int | None, key: str, ratio: str = "", rate: bool = True) -> str:
-        s = med(key)
-        digits = 2 if s >= 1 else 3
-        per_run = ", ".join(f"{r[key]:.{digits}f}" for r in results)
-        speed = f"{rows / s:,.0f}" if rows and rate else ""
-        count = f"{rows:,}" if rows else ""
-        return f"| {tag} | {what} | {count} | {s:.{digits}f} | {speed} | {ratio} | {per_run} |"
+    def s(key: str) -> str:
+        v = med(key)
+        return f"{v:.2f} s" if v >= 1 else f"{v * 1000:.0f} ms"
 
+    def x(a: str, b: str) -> str:
+        return f"{med(a) / med(b):.2f}x"
+
+    def runs(key: str) -> str:
+        return ", ".join(f"{v * 1000:.0f}" for v in t[key])
+
+    def row(label: str, key: str, base: str) -> str:
+        bold = "**" if label.startswith("**") else ""
+        return f"| {label} | {bold}{s(key)}{bold} | {bold}{x(key, base)}{bold} | {runs(key)} |"
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "**missed**"
+
+    rows, month = built["rows"], f"{r['month']:%Y-%m}"
+    fl, ff, fc = r["files_lake"], r["files_frag"], r["files_compacted"]
+    flc = r["files_lake_compacted"]
+    per_write = built["fragment_symbols"]
+    daily_ok = med("daily_lake") <= 1.5 * med("daily_parquet") and med("daily_lake") <= 0.5
     cores = os.cpu_count() or 1
-    busy = (
-        [
-            f"The load average was above {cores + 1} ({cores} cores + this benchmark): other processes "
-            "shared the CPUs, so absolute times are inflated and noisy (see the per-run columns); ratios "
-            "of queries run side by side in one run (3/3p, 3f/3) are the steadier numbers.",
-            "",
-        ]
-        if max(load0[0], load1[0]) > cores + 1
-        else []
-    )
-    r0 = results[0]
-    f0, f1 = r0["files"], r0["files_after"]
-    base, new = r0["build_rows"], r0["upsert_rows"] - r0["replaced"]
-    lake_s = med("agg_lake")
-    month = f"{r0['month']:%Y-%m}"
+    busy = max(load0[0], load1[0]) > cores + 1
     lines = [
         "# bench/warehouse.py",
         "",
-        f"`{NAME}` in DuckLake (SQLite catalog, Parquet on the local disk), synthetic 1-minute bars of "
-        f"{args.symbols:,} symbols on KRX session minutes from {args.start}. Median of {args.runs} runs, "
-        f"each on fresh lakes in a temp dir; a query's value in a run is the median of {args.repeat} "
-        "executions. "
-        f"Python {platform.python_version()}, duckdb {duckdb.__version__} ({r0['versions']}), "
-        f"polars {pl.__version__}, pyarrow {pyarrow.__version__}; {machine()}, "
-        f"{platform.system()} {platform.release()}. Load average {load0[0]:.1f} at the start, "
+        f"`{NAME}`: {rows:,} synthetic 1-minute bars of {args.symbols:,} symbols over {len(built['days'])} "
+        f"KRX trading days from {built['days'][0]} ({DAY_BARS} bars a day: 09:01-15:20 and the 15:30 "
+        f"closing auction), the same rows in four stores, queried from one read-only `warehouse.connect()`. "
+        f"Each figure is the median of {args.repeat} executions, the queries interleaved, to a Polars frame; "
+        "every ratio compares figures of this one run. Files warm in the page cache. "
+        f"Python {platform.python_version()}, duckdb {duckdb.__version__}, polars {pl.__version__}; "
+        f"{machine()}, {platform.system()} {platform.release()}. Load average {load0[0]:.1f} at the start, "
         f"{load1[0]:.1f} at the end; the whole benchmark took {total / 60:.1f} min.",
         "",
-        *busy,
-        "| # | measure | rows | median s | rows/s | ratio | runs (s) |",
-        "|---|---|---|---|---|---|---|",
-        row("1", "`wh.write` into an empty lake", r0["write_rows"], "write"),
-        row(
-            "2",
-            f"`wh.write` upsert into {base:,} rows: {r0['replaced']:,} replaced + {new:,} new",
-            r0["upsert_rows"],
-            "upsert",
-            f"{med('upsert') / med('write'):.2f}x of 1",
+        *(
+            [
+                f"The load average was above {cores + 1} ({cores} cores + this benchmark): other work "
+                "shared the CPUs, so absolute times are inflated and noisy (per-execution times in the "
+                "last column); ratios of queries interleaved in one run are the steadier numbers.",
+                "",
+            ]
+            if busy
+            else []
         ),
-        row("2a", f"setup of 2 (not in it): {r0['build_writes']} writes of one trading day", base, "build"),
-        row(
-            "3",
-            f"daily OHLCV aggregate on the lake -> Polars ({r0['agg_out']:,} rows out)",
-            base,
-            "agg_lake",
-            f"{lake_s / med('agg_plain'):.2f}x lake/plain",
-        ),
-        row("3p", "the same SQL on one plain Parquet file (`read_parquet`)", base, "agg_plain", "1.00x"),
-        row(
-            "3f",
-            f"3 with the day as `{DAY_NO_ICU}`",
-            base,
-            "agg_no_icu",
-            f"{med('agg_no_icu') / lake_s:.2f}x of 3",
-        ),
-        row(
-            "4",
-            f"symbol {r0['symbol']}, {month}: `SELECT *` -> Polars",
-            r0["point_rows"],
-            "point",
-            rate=False,
-        ),
-        row(
-            "4r",
-            f"the same rows by `wh.read(..., [symbol], {month}-01, end of month)`",
-            r0["point_rows"],
-            "read",
-            f"{med('read') / med('point'):.2f}x of 4",
-            rate=False,
-        ),
-        row(
-            "3u",
-            f"3 after the upsert ({f1['delete']} delete file, merge on read)",
-            r0["after_rows"],
-            "agg_after",
-            f"{med('agg_after') / lake_s:.2f}x of 3",
-        ),
-        row("4u", "4 after the upsert", r0["point_rows"], "point_after", rate=False),
-        row("-", "`warehouse.connect(read_only=True)`", None, "connect", rate=False),
+        f"Daily OHLCV of every symbol and day ({r['daily_out']:,} rows out): "
+        f"`{AGG.format(day='date', source='...')}`",
         "",
-        "What the numbers mean:",
+        "| store | daily aggregate | vs plain Parquet | ms per execution |",
+        "|---|---|---|---|",
+        row("**the lake** (DuckLake, `GROUP BY symbol, date`)", "daily_lake", "daily_parquet"),
+        row("plain DuckDB table (the same rows, sorted)", "daily_native", "daily_parquet"),
+        row(
+            f"plain hive-partitioned Parquet, {built['parquet_files']} files",
+            "daily_parquet",
+            "daily_parquet",
+        ),
+        row("the lake, the day as `kst_date(ts)` (the macro)", "daily_macro", "daily_parquet"),
+        row("the lake, the day as `ts::DATE` (ICU, Asia/Seoul)", "daily_icu", "daily_parquet"),
+        row(
+            f"the lake fragmented ({built['fragment_writes']:,} writes of {per_write} symbols, "
+            f"{ff['data']:,} files)",
+            "daily_frag",
+            "daily_parquet",
+        ),
+        row(f"the same after `kwh compact` ({fc['data']:,} files)", "daily_compacted", "daily_parquet"),
+        row(f"the lake after `kwh compact` ({flc['data']:,} files)", "daily_lake_compacted", "daily_parquet"),
         "",
-        f"- **1**: one `wh.write` call with {r0['write_rows']:,} rows ({args.symbols:,} symbols x "
-        f"{args.write_bars} bars) into a lake that has no `{NAME}` table yet: checks and sort in Polars, "
-        "table creation, the (empty) delete, the insert, coverage and ledger rows, commit. The lake is "
-        "already open (meta tables created); frame generation is not timed.",
-        f"- **2**: one `wh.write` of {r0['upsert_rows']:,} rows into the {base:,}-row table: per symbol, its "
-        f"last {r0['replaced'] // args.symbols} stored bars again with other values, then the next "
-        f"{new // args.symbols} minutes. The write's DELETE finds and removes the {r0['replaced']:,} old "
-        "rows, the INSERT adds all. Checked afterwards (not timed), every run: "
-        f"{r0['after_rows']:,} rows ({base:,} + {new:,}), no duplicate ({KEY}), "
-        f"{r0['upsert_rows']:,} rows with the upsert's run id.",
-        f"- **2a**: the base table for 2 to 4, {args.symbols:,} symbols x {args.days} trading days x "
-        f"{SESSION_BARS} bars, written one day per `wh.write` (the sum of those calls).",
-        "- **3**: `" + AGG.format(day=DAY, source=NAME) + "` on `warehouse.connect(read_only=True)`, "
-        "to a Polars frame. **3p** runs the same SQL over `read_parquet` of one file holding the same rows "
-        "(a `COPY` of the table by the same connection: same order, Snappy, 122,880-row row groups; "
-        f"{med('export'):.1f} s, not timed), so **3/3p** is the cost of reading through DuckLake. **3f** "
-        "computes the KST day without DuckDB's ICU time-zone cast (KST has had no DST since 1988): same "
-        "result, checked every run.",
-        f"- **4**: `{POINT}` for one symbol and the calendar month of the first day ({month}, "
-        f"{r0['point_rows']:,} rows), to Polars. **4r** gets the same rows through `Warehouse.read`.",
-        "- **3u/4u**: 3 and 4 again after the upsert, when the replaced rows are masked by a delete file.",
+        f"One symbol ({r['symbol']}) over one calendar month ({month}, {r['month_rows']:,} rows): "
+        f"`{MONTH.format(source='...')}`",
         "",
-        f"Parquet files of `{NAME}` before the upsert: {f0['data']} data files ({f0['mb']:.0f} MB) and "
-        f"{f0['delete']} delete files in the current snapshot; {f0['disk']} Parquet files under the lake's "
-        "`files/` in all (the others are `meta.*` ledger and coverage files). After the upsert: "
-        f"{f1['data']} data and {f1['delete']} delete files ({f1['table_disk']} files of the table on disk, "
-        f"{f1['disk']} in all).",
+        "| store | symbol-month | vs the lake | ms per execution |",
+        "|---|---|---|---|",
+        row("**the lake**", "month_lake", "month_lake"),
+        row("`warehouse.read(dataset, [symbol], start, end)` on the lake", "month_read", "month_lake"),
+        row("plain DuckDB table", "month_native", "month_lake"),
+        row("plain hive-partitioned Parquet", "month_parquet", "month_lake"),
+        row(f"the lake fragmented ({ff['data']:,} files)", "month_frag", "month_lake"),
+        row(f"the same after `kwh compact` ({fc['data']:,} files)", "month_compacted", "month_lake"),
+        row(f"the lake after `kwh compact` ({flc['data']:,} files)", "month_lake_compacted", "month_lake"),
+        "",
+        "Targets (issue 13):",
+        "",
+        f"- daily aggregate within 1.5x of plain Parquet and <= 0.5 s: {verdict(daily_ok)} "
+        f"({s('daily_lake')}, {x('daily_lake', 'daily_parquet')});",
+        f"- one symbol-month <= 50 ms: {verdict(med('month_lake') <= 0.05)} ({s('month_lake')}; "
+        f"through `warehouse.read` {s('month_read')}).",
+        "",
+        "Files: the lake (one write per trading day) holds "
+        f"{fl['data']} data files ({fl['mb']:.0f} MB), {fl['delete']} delete files. The fragmented lake "
+        f"held {ff['data']:,} data files ({ff['mb']:.0f} MB) after {built['fragment_writes']:,} writes "
+        f"of {per_write} symbols each "
+        f"({built['fragment_build']:.0f} s); `Warehouse.compact(older_than=0)` "
+        f"(what `kwh compact --older-than 0s` runs) took {r['compact']:.1f} s and left "
+        f"{fc['data']} data files ({fc['mb']:.0f} MB), "
+        f"{r['disk_frag']} Parquet files on disk ({r['compact_result']}). On the lake written a day at a "
+        f"time it took {r['compact_lake']:.1f} s and left {flc['data']} data files ({flc['mb']:.0f} MB).",
+        "",
+        f"Writes, as before: `Warehouse.write` of {r['write_rows']:,} rows into an empty lake "
+        f"{statistics.median(r['write']):.2f} s (median of {len(r['write'])}); one upsert of "
+        f"{r['upsert_rows']:,} rows ({r['replaced']:,} replacing stored keys) into the {rows:,}-row lake "
+        f"{r['upsert']:.2f} s (one measurement). Building the lake took {built['build']:.1f} s for "
+        f"{len(built['days'])} writes (+ {built['gen']:.1f} s generating the frames).",
         "",
     ]
     return "\n".join(lines)

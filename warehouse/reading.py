@@ -53,13 +53,16 @@ def read_dataset(
         symbols = [s.strip() for s in symbols.split(",") if s.strip()]
     if symbols is not None and ds.symbol:
         symbols = resolve_names(con, symbols, name_kind(ds))  # a wrong name is an error, rows or not
-    if ds.name not in dataset_tables(con):
-        return pl.DataFrame(schema=ds.schema).select(wanted)
+    empty = pl.DataFrame(schema=ds.schema).select(wanted)
     where: list[str] = []
     params: list[Any] = []
     if symbols is not None and ds.symbol:
-        where.append(f"{ident(ds.symbol)} IN (SELECT unnest(?))")
-        params.append(list(symbols))
+        if not symbols:
+            return empty
+        # a list of constants is pushed into the scan (row groups skipped by their min/max);
+        # IN (SELECT unnest(?)) is a join that reads every row group (+15% on a symbol-month)
+        where.append(f"{ident(ds.symbol)} IN ({', '.join('?' * len(symbols))})")
+        params += symbols
     col = ident(ds.time)
     dated = ds.schema[ds.time] == pl.Date
     # timestamps are bounded by KST midnights, so file statistics prune (no cast per row)
@@ -74,7 +77,12 @@ def read_dataset(
     sql = f"SELECT {', '.join(ident(c) for c in wanted)} FROM {ident(ds.name)}"
     sql += f" WHERE {' AND '.join(where)}" if where else ""
     sql += " ORDER BY " + ", ".join(ident(c) for c in ds.key)
-    return con.execute(sql, params).pl().select(wanted)
+    try:
+        return con.execute(sql, params).pl().select(wanted)
+    except duckdb.CatalogException:
+        if ds.name in dataset_tables(con):  # asked only now: listing the tables costs a catalog query
+            raise
+        return empty
 
 
 def name_kind(ds: Dataset) -> str | None:
