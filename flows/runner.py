@@ -219,12 +219,12 @@ def execute(
     started = time.monotonic()
     target = Target(params.get("base_url"), params.get("host"), params.get("warehouse"))
     now: datetime | None = params.get("now")
-    if not LakeConfig.load(target.warehouse).exists():
-        # a new lake has everything to fetch: an unreachable host fails before it is created
-        asyncio.run(_check(target, Summary()))
+    summary = Summary()
+    checked = not LakeConfig.load(target.warehouse).exists()
+    if checked:  # a new lake has everything to fetch: an unreachable host fails before it is created
+        asyncio.run(_check(target, summary))
     wh = target.lake()
     run, make_jobs = plan_run(flow, params, wh)  # bad input raises here, before anything is recorded
-    summary = Summary()
     status, error = "ok", None
     try:
         with hold(wh, run, wait=wait, notify=notify, stopping=stopping):
@@ -232,8 +232,9 @@ def execute(
                 jobs = make_jobs(wh)
                 if stopping is not None and stopping.is_set():
                     raise Interrupted
-                if jobs:
+                if jobs and not checked:
                     asyncio.run(_check(target, summary))
+                if jobs:
                     fetch(target, batches(jobs), run, now, summary, progress)
                 if flow == "daily":
                     heal(target, wh, run, summary, now)
