@@ -13,8 +13,8 @@ before and after.
 - A lake folder copied (or moved) elsewhere reads and writes its own files only: a
   backfill into the copy leaves every byte of the original as it was.
 - A lake another user can only read (``chmod -R a-w``, run as ``nobody``) and a lake on
-  a read-only bind mount answer ``kwh sql``, ``kwh status`` and ``warehouse.connect()``;
-  a write says in one line why it cannot.
+  a read-only bind mount answer ``kwh sql``, ``kwh status``, ``compact --dry-run``,
+  ``backfill --dry-run`` and ``warehouse.connect()``; a write says in one line why it cannot.
 - Environment errors are one line naming the path and what to do, exit 2 (bad input) or
   1 (environment), never a traceback.
 """
@@ -339,6 +339,8 @@ def _read_only_checks(stack: Stack, lake: Path, prefix: list[str], home: Path, e
     assert code == 0 and "dry run" in out, out
     code, out = run("connect", [sys.executable, "-c", CONNECT, str(lake)])
     assert code == 0 and f"ROWS {stack.rows}" in out, out
+    code, out = run("dry-run", [*KWH, *stack.backfill_args(lake, MORE, "--dry-run")])
+    assert code == 0 and "dry run: would fetch" in out, out
     code, out = run("backfill", [*KWH, *stack.backfill_args(lake)])
     assert code == 1 and "read-only" in one_line_error(out) and str(lake) in one_line_error(out), out
     assert sums(lake) == before

@@ -125,6 +125,11 @@ class LakeConfig:
         """The same lake, opened read-only whoever opens it (a ``Warehouse`` too)."""
         return replace(self, read_only=True)
 
+    def planning(self) -> LakeConfig:
+        """For a plan (``--dry-run``, checking input): read-only when a lake is there, so a plan
+        of a read-only lake works and writes nothing; as it is for a lake still to be created."""
+        return self.reading() if self.exists() else self
+
     @property
     def own_files(self) -> bool:
         """The default layout: the catalog and ``files/`` in the lake folder, which may be moved or copied."""
