@@ -247,7 +247,7 @@ def register(app: typer.Typer) -> None:
         try:
             names = expand_datasets(dataset)
             if dry_run or prefect:  # bad symbols/options fail before Prefect starts
-                with Warehouse(LakeConfig.load(warehouse)) as wh:
+                with Warehouse(LakeConfig.load(warehouse).planning()) as wh:
                     jobs = build_jobs(wh, names, symbols, first, last, opts)
                 if dry_run:
                     _dry_run(jobs, settings.limits.total or 5.0)
@@ -293,7 +293,7 @@ def register(app: typer.Typer) -> None:
         try:
             names = expand_datasets(dataset or list(DEFAULT_DAILY))
             if dry_run or prefect:  # bad names/symbols fail before Prefect starts
-                with Warehouse(LakeConfig.load(warehouse)) as wh:
+                with Warehouse(LakeConfig.load(warehouse).planning()) as wh:
                     jobs = build_jobs(wh, names, symbols, last - timedelta(days=lookback_days), last, None)
                 if dry_run:
                     # symbols with coverage start from its end; this shows the lookback window for all of them
