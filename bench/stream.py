@@ -15,10 +15,11 @@ run measures, after ``--warmup`` seconds:
    50 ms), as the worker does, without a committer: socket -> durable log;
 3. worker: ``run_stream`` unpaced, for ``--seconds``: entries a second into the log
    and into committed rows (the committer's counters, sampled every second);
-4. parse floor: ``normalize_realtime`` alone on the first ``--profile-records`` log
-   records of run 2, in the committer's batches (5,000 records); and the committer
-   alone (``StreamCommitter.drain`` over the same records into a fresh lake, no
-   socket), timed per phase: normalize, the log_seq/received join, row building,
+4. parse floors: the committer's decoder (``decode_realtime``, the stored fields) and
+   ``normalize_realtime`` (every field) alone on the first ``--profile-records`` log
+   records of run 2, in the committer's batches (5,000 records, 32 MB); and the
+   committer alone (``StreamCommitter.drain`` over the same records into a fresh lake,
+   no socket), timed per phase: decode, the log_seq/received join, row building,
    ``Warehouse.commit``, the rest (log reading, dedup);
 5. latency: ``run_stream`` at a fixed offered load of ``--rate`` entries/s for
    ``--latency-seconds``: per entry, the moment ``Warehouse.commit`` returned minus
@@ -29,8 +30,8 @@ run measures, after ``--warmup`` seconds:
    every 0.5 s (peak = VmHWM) and its slope fitted over the second half of the run.
 
 ``--long SECONDS`` adds one paced run that long (the issue's 10 minutes: 600) for
-memory. Each number reported is the median over ``--runs`` runs; ratios are against
-the socket alone and the parse floor measured in the same run. Writes
+memory: its RSS is reported once a minute. Each number reported is the median over
+``--runs`` runs; ratios are against the socket alone and the parse floor measured in the same run. Writes
 ``bench/results/stream.md`` (``--quick``: a short run that only prints, unless
 ``--out`` is given).
 """
@@ -60,6 +61,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 DAY = date(2025, 12, 29)
 TYPES = ["0B", "0D"]
 BATCH = 5_000  # StreamCommitter's max_records
+MAX_BYTES = 32 << 20  # and its max_bytes
 
 # --------------------------------------------------------------------------- helpers (child side)
 
@@ -194,13 +196,15 @@ def log_only(url: str, items: int, warmup: float, seconds: float, log_dir: str) 
 
 
 def committer_alone(log_dir: str, lake: str, records: int) -> dict[str, Any]:
-    """The parse floor and the committer alone on the first ``records`` records of a filled log."""
+    """The parse floors and the committer alone on the first ``records`` records of a filled log."""
     import warehouse.commit as commit_mod
     import warehouse.store as store
     import warehouse.stream_commit as sc
     import warehouse.writer as writer
     from schemas.realtime import normalize_realtime
+    from schemas.realtime_fast import decode_realtime
     from warehouse import Run, Warehouse, dataset
+    from warehouse.stream_datasets import SOURCE_COLUMNS
     from warehouse.ticklog import TickLog, read_records
 
     recs = []
@@ -209,23 +213,38 @@ def committer_alone(log_dir: str, lake: str, records: int) -> dict[str, Any]:
         if len(recs) >= records:
             break
     stop = recs[-1].next
-    # the parse floor: normalize_realtime alone, in the committer's batches
-    entries, t_parse = 0, 0.0
-    for i in range(0, len(recs), BATCH):
-        part = recs[i : i + BATCH]
-        t = time.perf_counter()
-        out = normalize_realtime([r.payload for r in part], seqs=[r.seq for r in part], day=DAY)
-        t_parse += time.perf_counter() - t
-        entries += sum(f.height for f in out.values())
-    del out
+    # the committer's batches: up to 5,000 records and 32 MB of frames
+    batches, size = [[]], 0  # type: ignore[var-annotated]
+    for rec in recs:
+        if len(batches[-1]) >= BATCH or size >= MAX_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(rec)
+        size += len(rec.payload)
+    # the parse floors: the decoder the committer uses (stored fields), and normalize_realtime (all)
+    floors = {}
+    for name, fn in (
+        ("decode", lambda p, q: decode_realtime(p, columns=SOURCE_COLUMNS, seqs=q, day=DAY)),
+        ("normalize", lambda p, q: normalize_realtime(p, seqs=q, day=DAY)),
+    ):
+        entries, took, cpu = 0, 0.0, 0.0
+        for part in batches:
+            t, c = time.perf_counter(), time.process_time()
+            out = fn([r.payload for r in part], [r.seq for r in part])
+            took += time.perf_counter() - t
+            cpu += time.process_time() - c
+            entries += sum(f.height for f in out.values())
+        floors[name] = entries / took
+        floors[f"{name}_cpu"] = entries / cpu  # per CPU-second of the process (all its threads)
+        del out
     payload_mb = sum(len(r.payload) for r in recs) / 1e6
-    del recs
+    del recs, batches
     # the committer, phase by phase
     timer = _Timer()
-    sc.normalize_realtime = timer.wrap("normalize", sc.normalize_realtime)
+    sc.decode_realtime = timer.wrap("decode", sc.decode_realtime)
     sc._DATASET = {k: (name, timer.wrap("rows", fn)) for k, (name, fn) in sc._DATASET.items()}
     orig_nb = sc.StreamCommitter._normalize_batch
-    sc.StreamCommitter._normalize_batch = timer.wrap("normalize+join", orig_nb)  # type: ignore[method-assign]
+    sc.StreamCommitter._normalize_batch = timer.wrap("decode+join", orig_nb)  # type: ignore[method-assign]
     orig_commit = Warehouse.commit
     Warehouse.commit = timer.wrap("commit", orig_commit)  # type: ignore[method-assign]
     # inside the commit: conform + sort to Arrow, the DELETE of the batch's keys, the INSERT
@@ -237,9 +256,10 @@ def committer_alone(log_dir: str, lake: str, records: int) -> dict[str, Any]:
             for name in ("stock_trades", "stock_orderbook"):
                 wh.ensure(dataset(name))  # not timed: the first commit would create them
             committer = sc.StreamCommitter(wh, tl, "bench", Run.new("bench"), day=DAY)
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             committer.drain(stop)
             total = time.perf_counter() - t
+            cpu = time.process_time() - c
             stats = committer.stats
             rows = wh.sql("SELECT count(*) AS n FROM stock_orderbook")["n"][0]
     finally:
@@ -247,11 +267,11 @@ def committer_alone(log_dir: str, lake: str, records: int) -> dict[str, Any]:
         Warehouse.commit = orig_commit  # type: ignore[method-assign]
     s = timer.s
     phases = {
-        "normalize": s["normalize"],
-        "join": s["normalize+join"] - s["normalize"],
+        "decode": s["decode"],
+        "join": s["decode+join"] - s["decode"],
         "rows": s["rows"],
         "commit": s["commit"],
-        "rest": total - s["normalize+join"] - s["rows"] - s["commit"],
+        "rest": total - s["decode+join"] - s["rows"] - s["commit"],
     }
     inside = {
         "prepare (conform, sort, to Arrow)": s["commit: prepare"],
@@ -260,10 +280,14 @@ def committer_alone(log_dir: str, lake: str, records: int) -> dict[str, Any]:
         "ledger, position, catalog COMMIT": s["commit"] - s["commit: prepare"] - s["commit: delete+insert"],
     }
     return {
-        "parse_entries_s": entries / t_parse,
-        "entries": entries,
+        "parse_entries_s": floors["decode"],
+        "normalize_entries_s": floors["normalize"],
+        "entries": stats.entries,
         "payload_mb": payload_mb,
         "committer_entries_s": stats.entries / total,
+        "parse_cpu_entries_s": floors["decode_cpu"],
+        "normalize_cpu_entries_s": floors["normalize_cpu"],
+        "committer_cpu_entries_s": stats.entries / cpu,
         "commits": stats.commits,
         "commit_ms": 1000 * s["commit"] / max(1, timer.n["commit"]),
         "phases": phases,
@@ -283,7 +307,7 @@ def worker(
     latency: bool,
 ) -> dict[str, Any]:
     """``run_stream`` for ``warmup + seconds``: rates into the log and into committed rows, per-entry
-    commit latency, RSS. Exits without the graceful stop's drain (an unpaced run's backlog)."""
+    commit latency, RSS. Returns without the graceful stop's drain (an unpaced run's backlog)."""
     import polars as pl
 
     from flows.stream import StreamConfig, run_stream
@@ -304,7 +328,7 @@ def worker(
         return result
 
     Warehouse.commit = commit  # type: ignore[method-assign]
-    samples: list[tuple[float, int, int, int, int]] = []
+    samples: list[tuple[float, int, int, int, int, float]] = []
     rss = _RssSampler()
     rss.t0 = t0
     rss.start()
@@ -317,6 +341,7 @@ def worker(
                 s.log_records,
                 s.committer.get("entries", 0),
                 s.committer.get("commits", 0),
+                time.process_time(),
             )
         )
 
@@ -329,11 +354,13 @@ def worker(
         if task.done():
             raise RuntimeError(f"the worker stopped: {task.result()}")
 
-    asyncio.run(go())
+    # not asyncio.run: its cancelling of the worker would run the graceful stop, whose drain of a
+    # backlog is not part of the measurement (the child exits without it)
+    asyncio.new_event_loop().run_until_complete(go())
     end = time.perf_counter() - t0
     rss.halt.set()
 
-    def at(when: float) -> tuple[float, int, int, int, int]:
+    def at(when: float) -> tuple[float, int, int, int, int, float]:
         return min(samples, key=lambda x: abs(x[0] - when))
 
     a, b = at(warmup), at(end)
@@ -351,6 +378,7 @@ def worker(
         "commits_s": (b[4] - a[4]) / took,
         "log_records": b[2],
         "rss_peak_mb": _status_kb("VmHWM") / 1024,
+        "cpu_cores": (b[5] - a[5]) / took,  # the worker process's CPU use, in cores
     }
     series = [(t, m) for t, m in rss.samples if t >= warmup]
     if series:
@@ -362,9 +390,10 @@ def worker(
             "rss_end_mb": series[-1][1],
             "rss_max_mb": max(m for _, m in series),
             "rss_slope_mb_min": float(slope),
+            "rss_series": [(round(t - warmup), round(m)) for t, m in series[::120]],  # a minute apart
         }
     if latency:
-        kept = [v for t, v in lat if t >= warmup]
+        kept = [v for t, v in lat[:] if warmup <= t <= end]
         ms = pl.concat(kept) if kept else pl.Series([float("nan")])
         out |= {
             "p50_ms": float(ms.quantile(0.5, "linear")),
@@ -516,7 +545,12 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]], long_run: dict[
         ("socket -> durable log (TickLog, fsync every 50 ms), no committer", "log", "entries_s"),
         ("worker: socket -> durable log, committer running", "worker", "log_entries_s"),
         ("worker: socket -> committed rows (sustained)", "worker", "committed_entries_s"),
-        ("parse floor: normalize_realtime alone, 5,000-record batches", "alone", "parse_entries_s"),
+        (
+            "parse floor: decode_realtime (stored fields) alone, the committer's batches",
+            "alone",
+            "parse_entries_s",
+        ),
+        ("normalize_realtime (every field) alone, the same batches", "alone", "normalize_entries_s"),
         ("committer alone: log -> committed rows, no socket", "alone", "committer_entries_s"),
     ]
     load = os.getloadavg()
@@ -544,11 +578,31 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]], long_run: dict[
         "",
         f"Log fsyncs: {m('log', 'fsyncs_s'):.1f}/s, {m('log', 'fsync_ms'):.1f} ms each (median).",
         "",
+        "Entries per CPU-second of the measuring process (all its threads; less bent by the other jobs on "
+        "the machine than the wall-clock rates):",
+        "",
+        "| path | median | per run |",
+        "|---|---|---|",
+    ]
+    for label, key in [
+        ("decode_realtime (stored fields)", "parse_cpu_entries_s"),
+        ("normalize_realtime (every field)", "normalize_cpu_entries_s"),
+        ("committer alone: log -> committed rows", "committer_cpu_entries_s"),
+    ]:
+        if all(key in r["alone"] for r in runs):
+            lines.append(f"| {label} | {m('alone', key):,.0f} | {per_run('alone', key)} |")
+    if all("cpu_cores" in r["worker"] for r in runs):
+        lines.append(
+            f"\nThe unpaced worker process used {m('worker', 'cpu_cores'):.2f} cores (per run "
+            f"{per_run('worker', 'cpu_cores', '{:.2f}')}); the paced one {m('paced', 'cpu_cores'):.2f}."
+        )
+    lines += [
+        "",
         "## Where the committer's time goes",
         "",
         f"The committer alone over the first {args.profile_records:,} log records "
         f"({m('alone', 'entries'):,.0f} entries, {m('alone', 'payload_mb'):,.0f} MB of frames), "
-        f"{m('alone', 'commits'):.0f} commits of up to 5,000 records; median seconds per phase:",
+        f"{m('alone', 'commits'):.0f} commits of up to 5,000 records or 32 MB; median seconds per phase:",
         "",
         "| phase | s | share | us per entry |",
         "|---|---|---|---|",
@@ -585,7 +639,7 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]], long_run: dict[
         f"{per_run('worker', 'rss_peak_mb')}), slope {m('worker', 'rss_slope_mb_min'):+.1f} MB/min.",
     ]
     if long_run:
-        lr = {k: f"{v:,.0f}" for k, v in long_run.items() if isinstance(v, float)}
+        lr = {k: f"{v:,.0f}" for k, v in long_run.items() if isinstance(v, int | float)}
         lines += [
             "",
             f"Long paced run ({args.long:g} s): committed {lr['committed_entries_s']} entries/s, "
@@ -593,6 +647,9 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]], long_run: dict[
             f"{lr['rss_start_mb']} MB, middle {lr['rss_mid_mb']} MB, end {lr['rss_end_mb']} MB, "
             f"peak {lr['rss_peak_mb']} MB, slope {long_run['rss_slope_mb_min']:+.1f} MB/min over the "
             "second half.",
+            "",
+            "RSS over the long run (s after warm-up: MB): "
+            + ", ".join(f"{t}: {mb:,}" for t, mb in long_run.get("rss_series", [])),
         ]
     return "\n".join(lines) + "\n"
 

@@ -59,16 +59,19 @@ async def _heal(srv: SimServer, lake: Path, codes: list[str], tmp: Path) -> Heal
             return await heal_gaps(kw, wh, DAY, now=EVENING)
 
 
-def _streaming(folder: Path, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    """Wait until this worker has received frames (its status file says so)."""
+def _streaming(folder: Path, proc: subprocess.Popen[bytes], timeout: float = 180.0) -> None:
+    """Wait until this worker has received frames (its status file says so); kill it if it never does."""
     status, since = folder / "status.json", time.time()
     while time.time() - since < timeout:
-        assert proc.poll() is None, proc.stdout.read().decode()[-2000:] if proc.stdout else ""
+        if proc.poll() is not None:
+            raise AssertionError(proc.stdout.read().decode()[-2000:] if proc.stdout else "the worker died")
         if status.exists() and status.stat().st_mtime > since:
             body = orjson.loads(status.read_bytes())
             if body.get("status") == "running" and body.get("session", {}).get("frames", 0) > 0:
                 return
         time.sleep(0.1)
+    proc.kill()
+    proc.wait()
     raise AssertionError("the worker did not start streaming")
 
 
@@ -86,12 +89,13 @@ def test_sigkill_storm_loses_and_doubles_nothing(tmp_path):
         for _ in range(6):
             proc = _worker(srv, lake, codes, tmp_path)
             _streaming(folder, proc)
-            time.sleep(rng.uniform(0.2, 3.0))  # commits every 0.5 s: kills land in them, in fsyncs, between
+            time.sleep(rng.uniform(0.2, 3.0))  # commits every 0.25 s: kills land in them, in fsyncs, between
             proc.kill()
             proc.wait()
             reached |= _on_disk(folder)
         proc = _worker(srv, lake, codes, tmp_path)
-        time.sleep(8.0)
+        _streaming(folder, proc)  # a loaded machine starts slowly: stop it once it streams
+        time.sleep(3.0)
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=120)
         assert proc.returncode == 0, out.decode()[-2000:]

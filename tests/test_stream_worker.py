@@ -40,17 +40,32 @@ def settings(srv: SimServer, tmp_path: Path) -> Settings:
     )
 
 
-def stream_for(srv: SimServer, tmp_path: Path, symbols: list[str], seconds: float, **cfg: Any) -> Any:
-    """Run the worker for ``seconds`` (then a graceful stop) and return its summary."""
+def stream_for(
+    srv: SimServer, tmp_path: Path, symbols: list[str], seconds: float, entries: int = 300, **cfg: Any
+) -> Any:
+    """Run the worker for ``seconds`` and until the session has ``entries`` entries (a loaded machine
+    starts the simulator's feed slowly; at most 120 s), then stop it gracefully; its summary."""
 
     async def go() -> Any:
         stop = asyncio.Event()
-        asyncio.get_running_loop().call_later(seconds, stop.set)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        loop.call_later(120, stop.set)
+
+        def progress(summary: Any) -> None:
+            if loop.time() - started >= seconds and summary.session.get("entries", 0) >= entries:
+                stop.set()
+
         s = settings(srv, tmp_path)
         session = RealtimeSession(s, retry=RetryPolicy(0.02, 0.1, 20))
         with Warehouse(warehouse=tmp_path / "lake") as wh:
             return await run_stream(
-                s, wh, StreamConfig(symbols, day=DAY, commit_interval=0.1, **cfg), stop=stop, session=session
+                s,
+                wh,
+                StreamConfig(symbols, day=DAY, commit_interval=0.1, **cfg),
+                stop=stop,
+                session=session,
+                progress=progress,
             )
 
     return asyncio.run(go())
@@ -231,9 +246,9 @@ READER = """
 import sys, time
 from pathlib import Path
 from warehouse import connect
-lake, until = Path(sys.argv[1]), time.time() + float(sys.argv[2])
+lake, done, until = Path(sys.argv[1]), Path(sys.argv[2]), time.time() + 180
 con = None
-while time.time() < until:
+while time.time() < until and not done.exists():
     time.sleep(0.02)
     try:
         if con is None:  # a notebook's connection, opened once the worker created the table
@@ -252,13 +267,15 @@ while time.time() < until:
 
 def test_a_reader_is_never_blocked_and_sees_whole_commits(tmp_path):
     """A notebook in another process reads while the worker commits: never blocked, never half a commit."""
+    done = tmp_path / "done"
     reader = subprocess.Popen(
-        [sys.executable, "-c", READER, str(tmp_path / "lake"), "9"], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", READER, str(tmp_path / "lake"), str(done)], stdout=subprocess.PIPE, text=True
     )
     try:
         with make_server() as srv:
             stream_for(srv, tmp_path, [s.code for s in srv.sim.market.universe.stocks[:5]], 6.0)
     finally:
+        done.touch()
         out, _ = reader.communicate(timeout=60)
     lines = [line.split() for line in out.splitlines()]
     counts_seen = [int(parts[0]) for parts in lines if parts[0] != "error"]
