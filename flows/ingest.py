@@ -9,7 +9,6 @@ it stopped). Nothing here knows Prefect.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -23,20 +22,10 @@ from schemas.normalize import normalize_pages
 from warehouse import Cursor, Run, Span, Warehouse, dataset, options_key
 from warehouse.datasets import Dataset
 
-__all__ = ["Job", "JobResult", "complete_through", "estimate_pages", "plan", "run_job"]
+__all__ = ["Job", "JobResult", "complete_through", "current_day", "current_day_only", "plan", "run_job"]
 
 # A trading day's data is final this long after the close (the daily flow runs after it).
 DAY_FINAL_AT = time(18, 0)
-# Rows per page and rows per trading day, for estimates (the real server's pages are similar).
-_PAGE_ROWS = {"tick": 900, "minute": 900, "bars": 600, "series": 100, "intraday": 100}
-_ROWS_PER_DAY = {
-    "tick": 2000.0,
-    "minute": 381.0,  # 09:01 .. 15:20 and the closing auction's 15:30 bar (none 15:21-15:29)
-    "daily": 1.0,
-    "weekly": 0.2,
-    "monthly": 1 / 21,
-    "yearly": 1 / 250,
-}
 
 
 @dataclass(frozen=True)
@@ -73,22 +62,26 @@ def complete_through(now: datetime) -> date:
     return day if local.time() >= DAY_FINAL_AT else cal.previous_trading_day(day)
 
 
-def _interval(ds: Dataset) -> str:
-    return ds.name.rsplit("_", 1)[-1] if ds.style == "bars" else ds.style
+def current_day_only(ds: Dataset, api_id: str) -> bool:
+    """Whether a dated dataset's TR answers only the current day: no list of rows (ka10009), or an
+    intraday TR that takes no date (ka10064). Its window is the latest trading day, whatever is asked."""
+    if ds.style not in ("series", "intraday"):
+        return False
+    tr = catalog().tr(api_id)
+    return tr.main is None or (ds.style == "intraday" and not _takes_date(api_id))
 
 
-def estimate_pages(job: Job) -> int:
-    """Pages a job will take (for --dry-run): trading days x rows per day / rows per page."""
-    ds = dataset(job.dataset)
-    if ds.style in ("snapshot", "reference"):
-        return 1
-    days = len(cal.trading_days(job.start, job.end))
-    interval = _interval(ds)
-    per_day = _ROWS_PER_DAY.get(interval, 1.0)
-    if "tic_scope" in job.options and interval in ("tick", "minute"):
-        per_day /= max(1, int(job.options["tic_scope"]))
-    page = _PAGE_ROWS.get(interval, _PAGE_ROWS["bars"] if ds.style == "bars" else _PAGE_ROWS["series"])
-    return max(1, math.ceil(days * per_day / page))
+def _takes_date(api_id: str) -> bool:
+    return bool({s["name"] for s in catalog().tr(api_id).request} & {"date", "dt", "base_dt", "end_dt"})
+
+
+def current_day(now: datetime) -> date:
+    """The day a current-day answer holds at ``now``: today once the session opened, else the last one."""
+    local = cal.to_kst(now)
+    today = local.date()
+    if cal.is_trading_day(today) and local.time() > cal.SESSION_OPEN:
+        return today
+    return cal.last_trading_day_on_or_before(today - timedelta(days=1))
 
 
 def _validate_options(ds: Dataset, api_id: str, options: Mapping[str, str]) -> None:
@@ -116,7 +109,9 @@ def plan(
     """The jobs that fetch what coverage says is missing.
 
     Snapshot datasets (rankings, lists) are fetched once per day: their window is
-    today. ``end`` past the last final trading day is fetched but not marked covered.
+    today. A TR answering only the current day (``current_day_only``) has that day
+    as its window, and no job when the window asked for is past. ``end`` past the
+    last final trading day is fetched but not marked covered.
     """
     ds = dataset(name)
     api_id = api_id or ds.sources[0]
@@ -129,6 +124,11 @@ def plan(
     now = now or datetime.now(cal.KST)
     if ds.style in ("snapshot", "reference"):
         start = end = cal.to_kst(now).date()
+    elif current_day_only(ds, api_id):  # the past cannot be fetched: only the current day is asked for
+        day = current_day(now)
+        if not start <= day <= end:
+            return []
+        start = end = day
     request = ds.request(api_id, None, None, None, **options) if ds.symbol is None else None
     jobs: list[Job] = []
     for symbol in symbols:
@@ -179,13 +179,18 @@ async def run_job(
     snapshot = ds.style in ("snapshot", "reference")
     empty = pl.DataFrame(schema={c: t for c, t in ds.schema.items() if c != "run_id"})
     if snapshot or tr.main is None:
-        # rankings and lists: every page of the answer (a market's stock list runs to many pages)
+        # rankings and lists: every page of the answer (a market's stock list runs to many pages);
+        # a dated answer without a list (ka10009) is the current day's, covered once it is final
         raws = [page.raw async for page in client.pages(job.api_id, body)]
         result.pages = len(raws)
         rows = ds.rows(job.api_id, normalize_pages(job.api_id, raws), body, now)
-        wh.write(ds.name, rows, run, coverage=[Span(key_symbol, opts, job.start, job.end)])
-        result.rows, result.writes, result.covered = rows.height, 1, (job.start, job.end)
+        lo, hi = job.start, job.end if snapshot else min(job.end, final)
+        wh.write(ds.name, rows, run, coverage=[Span(key_symbol, opts, lo, hi)] if lo <= hi else [])
+        result.rows, result.writes = rows.height, 1
+        result.covered = (lo, hi) if lo <= hi else None
         return result
+    if ds.style == "intraday":
+        return await _run_days(client, wh, job, run, now, result)
 
     saved = wh.cursor(ds.name, key_symbol, opts, job.api_id)
     resume = saved.next_key if saved and saved.below == job.end + timedelta(days=1) else None
@@ -254,4 +259,31 @@ async def run_job(
         pending.clear()  # the saved key is stale: start from the newest row
         await fetch(None)
     commit(window_rows(pending), job.start, Cursor(job.api_id, key_symbol, opts, None))
+    return result
+
+
+async def _run_days(
+    client: KiwoomClient, wh: Warehouse, job: Job, run: Run, now: datetime, result: JobResult
+) -> JobResult:
+    """An intraday TR answers one day (its ``date``, else the current day) in full: one request
+    (and its pages) per trading day, each day written and covered on its own, so a rerun resumes."""
+    ds = dataset(job.dataset)
+    final = complete_through(now)
+    key_symbol = (job.symbol or "") if ds.symbol else ""
+    days = cal.trading_days(job.start, job.end) if _takes_date(job.api_id) else [current_day(now)]
+    lo = job.start
+    for i, day in enumerate(days):
+        body = ds.request(job.api_id, symbol=job.symbol, start=day, end=day, **job.options)
+        opts = options_key(ds.option_values(job.api_id, body))
+        raws = [page.raw async for page in client.pages(job.api_id, body)]
+        result.pages += len(raws)
+        rows = ds.rows(job.api_id, normalize_pages(job.api_id, raws), body, now)
+        hi = min(job.end if i == len(days) - 1 else day, final)
+        spans = [Span(key_symbol, opts, lo, hi)] if lo <= hi else []
+        wh.write(ds.name, rows, run, coverage=spans)
+        result.rows += rows.height
+        result.writes += 1
+        if spans:
+            result.covered = (job.start, hi)
+        lo = max(lo, hi + timedelta(days=1))
     return result

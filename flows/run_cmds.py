@@ -79,39 +79,25 @@ def _settings(base_url: str | None, host: str | None) -> Settings:
 
 
 def _dry_run(jobs: list[Any], rate: float) -> None:
-    from flows.ingest import estimate_pages
+    from flows.estimate import estimate
 
     if not jobs:
         console.print("nothing to fetch: coverage already has every window asked for")
         return
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for job in jobs:
-        key = (job.dataset, job.api_id)
-        entry = rows.setdefault(
-            key, {"symbols": set(), "windows": 0, "first": job.start, "last": job.end, "pages": 0}
-        )
-        entry["symbols"].add(job.symbol)
-        entry["windows"] += 1
-        entry["first"], entry["last"] = min(entry["first"], job.start), max(entry["last"], job.end)
-        entry["pages"] += estimate_pages(job)
-    frame = pl.DataFrame(
-        [
-            {
-                "dataset": ds,
-                "TR": api,
-                "symbols": len(e["symbols"]),
-                "windows": e["windows"],
-                "from": str(e["first"]),
-                "to": str(e["last"]),
-                "est_requests": e["pages"],
-                "est_seconds": round(e["pages"] / rate, 1),
-            }
-            for (ds, api), e in rows.items()
-        ]
+    est = estimate(jobs, rate)
+    console.print(frame_table(est.table, title="dry run: would fetch (nothing fetched)"))
+    console.print(
+        f"about {est.requests} requests, {timedelta(seconds=round(est.seconds))} at {rate:g} requests/s"
     )
-    total = int(frame["est_requests"].sum())
-    console.print(frame_table(frame, title="dry run: would fetch (nothing fetched)"))
-    console.print(f"about {total} requests, {timedelta(seconds=round(total / rate))} at {rate:g} requests/s")
+
+
+def _plan_rate(base_url: str | None, host: str | None) -> float:
+    """The configured request rate, for a plan: no credentials needed (a dry run sends nothing)."""
+    try:
+        settings = Settings.load(base_url=base_url, host=host, app_key="plan", secret_key="plan")
+    except ConfigError as exc:
+        raise fail(str(exc), 2) from None
+    return settings.limits.total or 5.0
 
 
 def _run_flow(fn: Any, *, prefect: bool = False, wait: bool = False, **params: Any) -> dict[str, Any]:
@@ -232,25 +218,27 @@ def register(app: typer.Typer) -> None:
         wait: WaitOpt = False,
     ) -> None:
         """Fetch what the warehouse is missing for datasets x symbols x a window, and write it."""
+        from flows.estimate import planning_warehouse
         from flows.plans import build_jobs, expand_datasets
-        from warehouse import LakeConfig, Warehouse
 
         today = datetime.now(cal.KST).date()
         first = _parse_date(start, "--start") or today - timedelta(days=365)
         last = _parse_date(end, "--end") or today
+        if last > today:
+            console.print(f"note: --end {last} is in the future; fetching up to today, {today}")
+            last = today
         if first > last:
             raise fail(f"--start {first} is after --end {last}", 2)
-        if last > today:
-            raise fail(f"--end {last} is in the future", 2)
         opts = _options(option)
-        settings = _settings(base_url, host)
+        if not dry_run:
+            _settings(base_url, host)
         try:
             names = expand_datasets(dataset)
             if dry_run or prefect:  # bad symbols/options fail before Prefect starts
-                with Warehouse(LakeConfig.load(warehouse).planning()) as wh:
+                with planning_warehouse(warehouse) as wh:
                     jobs = build_jobs(wh, names, symbols, first, last, opts)
                 if dry_run:
-                    _dry_run(jobs, settings.limits.total or 5.0)
+                    _dry_run(jobs, _plan_rate(base_url, host))
                     return
             params = dict(
                 datasets=names,
@@ -284,20 +272,21 @@ def register(app: typer.Typer) -> None:
         wait: WaitOpt = False,
     ) -> None:
         """The incremental load after the close: every dataset from its coverage to the last final day."""
-        from flows.ingest import complete_through
-        from flows.plans import DEFAULT_DAILY, build_jobs, expand_datasets
-        from warehouse import LakeConfig, Warehouse
+        from flows.estimate import planning_warehouse
+        from flows.plans import DEFAULT_DAILY, expand_datasets, plan_run
 
-        settings = _settings(base_url, host)
-        last = complete_through(datetime.now(cal.KST))
+        if not dry_run:
+            _settings(base_url, host)
         try:
             names = expand_datasets(dataset or list(DEFAULT_DAILY))
             if dry_run or prefect:  # bad names/symbols fail before Prefect starts
-                with Warehouse(LakeConfig.load(warehouse).planning()) as wh:
-                    jobs = build_jobs(wh, names, symbols, last - timedelta(days=lookback_days), last, None)
+                with planning_warehouse(warehouse) as wh:
+                    # the daily run's own plan: each symbol from its coverage's end, new ones the lookback
+                    params = {"datasets": names, "symbols": symbols, "lookback_days": lookback_days}
+                    _, make_jobs = plan_run("daily", params, wh)
+                    jobs = make_jobs(wh)
                 if dry_run:
-                    # symbols with coverage start from its end; this shows the lookback window for all of them
-                    _dry_run(jobs, settings.limits.total or 5.0)
+                    _dry_run(jobs, _plan_rate(base_url, host))
                     return
             result = _run_flow(
                 "daily",
@@ -328,14 +317,14 @@ def register(app: typer.Typer) -> None:
         """Refresh the stock list (ka10099) and sector codes (ka10101) used to choose symbols."""
         from flows.plans import UNIVERSE_MARKETS
 
-        settings = _settings(base_url, host)
         if dry_run:
             n = sum(len(m) for m in UNIVERSE_MARKETS.values())
             console.print(
                 f"would fetch ka10099 and ka10101 for {n} markets: {n} requests, "
-                f"{n / (settings.limits.total or 5.0):.1f} s at the configured rate"
+                f"{n / _plan_rate(base_url, host):.1f} s at the configured rate"
             )
             return
+        _settings(base_url, host)
         try:
             result = _run_flow(
                 "refresh_universe",
