@@ -2,9 +2,9 @@
 
 >>> from warehouse import connect
 >>> con = connect()          # read-only; every dataset by its plain name   # doctest: +SKIP
->>> con.sql("SELECT symbol, date, close FROM stock_bars_daily LIMIT 5").pl()  # doctest: +SKIP
+>>> con.sql("SELECT symbol, date, close FROM daily LIMIT 5").pl()  # doctest: +SKIP
 >>> import warehouse
->>> warehouse.read("stock_bars_minute", "005930", "2025-12-29", columns=["ts", "close"])  # doctest: +SKIP
+>>> warehouse.read("stock_bars_minute", "삼성전자", "2025-12-29", columns=["ts", "close"])  # doctest: +SKIP
 
 Both find the lake through ``KWH_WAREHOUSE`` or the project's ``.env`` (``lake``).
 
@@ -12,7 +12,9 @@ Modules, one job each: ``lake`` (where the lake is, opening it, retrying
 conflicts), ``datasets`` (the registry), ``tables`` (table definitions and DDL),
 ``writer`` (checking frames, replacing keys), ``coverage`` (days fetched),
 ``progress`` (fetch cursors, stream log positions), ``ledger`` (runs and writes),
-``commit`` (the transaction seam), ``reading``, ``maintenance``, ``ticklog`` (the
+``commit`` (the transaction seam), ``reading`` (rows by symbol and day, names for codes),
+``views`` (the ``kst_date`` macro and the views every user connection gets), ``migrate``
+(older lakes brought to the registry's columns in place), ``maintenance``, ``ticklog`` (the
 durable log of realtime frames; ``ticklog_format``: its files) and ``store`` (the
 ``Warehouse`` handle).
 """
