@@ -218,7 +218,9 @@ def test_a_clash_of_old_and_new_columns_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_read_only_old_lake_gets_views_and_names_without_migrating(tmp_path: Path) -> None:
-    build_old_lake(tmp_path / "lake")
+    config = build_old_lake(tmp_path / "lake")
+    with Warehouse(config.reading()) as wh:  # kwh status, dry runs: a Warehouse that never writes
+        assert {c.dataset for c in plan(wh.con)} == {MINUTE, INVESTOR, STOCKS}  # opened, not migrated
     con = warehouse.connect(warehouse=tmp_path / "lake")
     try:
         dim = con.sql("SELECT symbol, name FROM symbols ORDER BY symbol").fetchall()

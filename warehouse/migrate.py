@@ -26,7 +26,7 @@ import duckdb
 
 from warehouse.coverage import options_key
 from warehouse.datasets import Dataset, datasets, option_renames, renames
-from warehouse.lake import WarehouseError
+from warehouse.lake import LAKE, WarehouseError
 from warehouse.ledger import Run, replace_run
 from warehouse.tables import atomic, ident, sql_type, text
 from warehouse.views import KST_DATE, lake_columns
@@ -86,7 +86,12 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[Change]:
     """Apply ``plan(con)`` in one transaction, recorded in ``meta.runs``; the changes made (none: current).
 
     The caller retries it on a catalog conflict (it plans again inside, so that is safe).
+    A lake attached read-only (``LakeConfig.reading()``: ``kwh status``, dry runs) is left as
+    it is: a reader never writes.
     """
+    ro = con.execute("SELECT readonly FROM duckdb_databases() WHERE database_name = ?", [LAKE]).fetchone()
+    if ro and ro[0]:
+        return []
 
     def body() -> list[Change]:
         changes = plan(con)
