@@ -91,6 +91,22 @@ def _dry_run(jobs: list[Any], rate: float) -> None:
     )
 
 
+def _check_symbols(names: list[str], symbols: str) -> None:
+    """Each code given must fit one of the datasets asked for (a sector code needs sector bars)."""
+    from flows.symbols import fits
+    from warehouse import dataset
+
+    takers = [dataset(n) for n in names if dataset(n).symbol]
+    tokens = [t.strip() for t in symbols.split(",") if t.strip()]
+    unfit = [t for t in tokens if takers and not any(fits(ds, t) for ds in takers)]
+    if unfit:
+        raise fail(
+            f"--symbols {', '.join(unfit)}: no dataset asked for takes such codes "
+            "(sector codes such as 001 go with sector_bars, gold codes M... with gold_bars)",
+            2,
+        )
+
+
 def _plan_rate(base_url: str | None, host: str | None) -> float:
     """The configured request rate, for a plan: no credentials needed (a dry run sends nothing)."""
     try:
@@ -234,6 +250,7 @@ def register(app: typer.Typer) -> None:
             _settings(base_url, host)
         try:
             names = expand_datasets(dataset)
+            _check_symbols(names, symbols)
             if dry_run or prefect:  # bad symbols/options fail before Prefect starts
                 with planning_warehouse(warehouse) as wh:
                     jobs = build_jobs(wh, names, symbols, first, last, opts)
@@ -279,6 +296,7 @@ def register(app: typer.Typer) -> None:
             _settings(base_url, host)
         try:
             names = expand_datasets(dataset or list(DEFAULT_DAILY))
+            _check_symbols(names, symbols)
             if dry_run or prefect:  # bad names/symbols fail before Prefect starts
                 with planning_warehouse(warehouse) as wh:
                     # the daily run's own plan: each symbol from its coverage's end, new ones the lookback

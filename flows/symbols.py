@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 from warehouse import Warehouse, WarehouseError
 from warehouse.datasets import Dataset
-from warehouse.reading import name_kind
+from warehouse.reading import is_code, name_kind
 
-__all__ = ["GOLD_CODES", "resolve_symbols"]
+__all__ = ["GOLD_CODES", "fits", "resolve_symbols"]
 
 # The KRX gold spot market's two products (1 kg and 100 g bars), used when the stock
 # list (ka10099 market 80) has not been fetched or lists none.
@@ -31,12 +31,24 @@ def _listed(wh: Warehouse, table: str, markets: Sequence[str]) -> list[str]:
     return rows["symbol"].to_list()
 
 
+def fits(ds: Dataset, token: str) -> bool:
+    """Whether a ``--symbols`` entry is for ``ds``: keywords and names fit every dataset; a sector
+    code (3 digits) only sector bars, a gold code (``M...``) only gold bars, other codes the rest."""
+    if token.lower() in _MARKETS or not is_code(token):
+        return True
+    kind = "sector" if token.isdigit() and len(token) == 3 else "gold" if token[:1] in "Mm" else "stock"
+    return kind == {"sector_bars": "sector", "gold_bars": "gold"}.get(ds.family, "stock")
+
+
 def resolve_symbols(wh: Warehouse, ds: Dataset, symbols: str | Sequence[str] | None) -> list[str]:
     """Symbols for ``ds``: codes (checked against the universe when it is known), names or a keyword."""
     tokens = [t.strip() for t in (symbols.split(",") if isinstance(symbols, str) else symbols or ["all"])]
     tokens = [t for t in tokens if t]
     if not tokens:
         raise ValueError("no symbols given")
+    tokens = [t for t in tokens if fits(ds, t)]
+    if not tokens:  # none of the symbols is of this dataset's kind (a stock code for sector bars)
+        return []
     family = ds.family
     if family == "sector_bars":
         universe, what = _listed(wh, "sector_list", ("0", "1")), "sector codes (ka10101)"
