@@ -49,6 +49,7 @@ import polars as pl  # noqa: E402
 
 from schemas.calendar import trading_days  # noqa: E402
 from warehouse import Commit, Rows, Run, Warehouse, dataset  # noqa: E402
+from warehouse.coverage import spans_of  # noqa: E402
 
 NAME = "stock_bars_daily"
 DS = dataset(NAME)
@@ -211,9 +212,10 @@ def memory_child(kind: str, symbols: int, days: int, folder: str) -> None:
 def memory(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, int]:
     folder = tmp / f"mem-{kind}"
     folder.mkdir()
+    argv = [sys.executable, __file__, "--memory-child", kind, "--symbols", str(args.symbols)]
+    argv += ["--days", str(args.days), "--tmp", str(folder)]
     out = subprocess.run(
-        [sys.executable, __file__, "--memory-child", kind, "--symbols", str(args.symbols)]
-        + ["--days", str(args.days), "--tmp", str(folder)],
+        argv,
         capture_output=True,
         text=True,
         check=True,
@@ -238,6 +240,46 @@ def run_once(
     took = f"plain duckdb {out['duckdb']:.1f} s, grouped {out['duckdb_grouped']:.1f} s"
     log(f"  {took}, parquet {out['parquet']:.1f} s")
     return out
+
+
+def history_ab(
+    parts: list[pl.DataFrame], tmp: Path, rounds: int, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """Per-symbol writes into a new lake and into one holding 2,000 symbols' files, interleaved.
+
+    The long history is made quickly: every symbol but the last ``rounds`` inserted
+    straight into the table, a statement (a file per year partition) each, in ten
+    transactions, with their coverage in one commit; then ``rounds`` pairs of
+    ``Warehouse.write`` of a new symbol, one into each lake, in alternating order,
+    so both see the same load on the machine.
+    """
+    history, probes = parts[:-rounds], parts[-rounds:]
+    with Warehouse(warehouse=tmp / "history") as old, Warehouse(warehouse=tmp / "new") as new:
+        run = Run.new("bench")
+        for wh in (old, new):
+            wh.ensure(DS)
+        con = old.con
+        for chunk in groups(history, max(1, len(history) // 10)):
+            con.execute("BEGIN")
+            for p in chunk:
+                con.register("_f", p.with_columns(run_id=pl.lit(run.id)).to_arrow())
+                con.execute(f"INSERT INTO {NAME} BY NAME SELECT * FROM _f")
+                con.unregister("_f")
+            con.execute("COMMIT")
+        old.commit(Commit(run, [Rows(NAME, p.clear(), coverage=spans_of(DS, p)) for p in history]))
+        files = old.sql(f"SELECT file_count FROM ducklake_table_info('lake') WHERE table_name = '{NAME}'")
+        log(f"  history: {len(history)} symbols, {int(files['file_count'][0])} files")
+        t_new, t_old = [], []
+        for i, p in enumerate(probes):
+            pair = [(new, t_new), (old, t_old)]
+            for wh, out in pair if i % 2 else pair[::-1]:
+                out.append(clock(lambda wh=wh, p=p: wh.write(NAME, p, run)))
+    return {
+        "files": int(files["file_count"][0]),
+        "new": statistics.median(t_new),
+        "old": statistics.median(t_old),
+        "ratios": [o / n for o, n in zip(t_old, t_new, strict=True)],
+    }
 
 
 # --------------------------------------------------------------------------- report
@@ -280,12 +322,14 @@ def report(
     lines = [
         "# bench/writes.py",
         "",
-        f"{rows:,} rows of `{NAME}` ({n:,} symbols x {args.days} trading days to 2025-12-30, synthetic) written as "
-        f"{n:,} per-symbol jobs into fresh folders (DuckLake: SQLite catalog, Parquet on the local disk), "
+        f"{rows:,} rows of `{NAME}` ({n:,} symbols x {args.days} trading days to 2025-12-30, synthetic) "
+        f"written as {n:,} per-symbol jobs into fresh folders (DuckLake: SQLite catalog, Parquet on the "
+        "local disk), "
         f"at commit {meta['commit']}. Median of {len(runs)} runs; ratios are of numbers from the same run. "
-        f"Python {platform.python_version()}, duckdb {duckdb.__version__}, polars {pl.__version__}; {machine()}. "
-        f"Load average {meta['load_start']:.1f} at the start, {meta['load_end']:.1f} at the end (2 cores shared "
-        f"with other work: absolute times are inflated, ratios are the steadier numbers); the benchmark took "
+        f"Python {platform.python_version()}, duckdb {duckdb.__version__}, polars {pl.__version__}; "
+        f"{machine()}. Load average {meta['load_start']:.1f} at the start, {meta['load_end']:.1f} at the end "
+        "(2 cores shared with other work: absolute times are inflated, ratios are the steadier numbers); "
+        "the benchmark took "
         f"{meta['minutes']:.1f} min.",
         "",
         "| measure | median | target | verdict | runs |",
@@ -296,13 +340,15 @@ def report(
         f"| the same, last 10 % | {med(lambda r: r['single']['last']) * 1000:.0f} ms | | | "
         f"{each(lambda r: r['single']['last'] * 1000, '{:.0f}')} |",
         f"| **last 10 % / first 10 %, per-symbol commits** | {single_ratio:.2f}x | <= 1.2x | "
-        f"{verdict(single_ratio <= 1.2)} | {each(lambda r: r['single']['last'] / r['single']['first'], '{:.2f}')} |",
+        f"{verdict(single_ratio <= 1.2)} | "
+        f"{each(lambda r: r['single']['last'] / r['single']['first'], '{:.2f}')} |",
         f"| grouped commits ({g} symbols each): last 10 % / first 10 % of commits | {grouped_ratio:.2f}x | "
         f"<= 1.2x | {verdict(grouped_ratio <= 1.2)} | "
         f"{each(lambda r: r['grouped']['last'] / r['grouped']['first'], '{:.2f}')} |",
         f"| {rows:,} rows, per-symbol commits | {med(lambda r: r['single']['total']):.1f} s | | | "
         f"{each(lambda r: r['single']['total'])} |",
-        f"| {rows:,} rows, grouped commits ({g} symbols each) | {med(lambda r: r['grouped']['total']):.1f} s | | | "
+        f"| {rows:,} rows, grouped commits ({g} symbols each) | "
+        f"{med(lambda r: r['grouped']['total']):.1f} s | | | "
         f"{each(lambda r: r['grouped']['total'])} |",
         f"| {rows:,} rows, plain DuckDB table, a transaction per symbol (delete keys + insert) | "
         f"{med(lambda r: r['duckdb']):.1f} s | | | {each(lambda r: r['duckdb'])} |",
@@ -310,7 +356,8 @@ def report(
         f"{med(lambda r: r['duckdb_grouped']):.1f} s | | | {each(lambda r: r['duckdb_grouped'])} |",
         f"| {rows:,} rows, plain Parquet, a file per symbol | {med(lambda r: r['parquet']):.1f} s | | | "
         f"{each(lambda r: r['parquet'])} |",
-        f"| **lake per-symbol commits / plain DuckDB per symbol** | {vs_duck:.1f}x | <= 3x | {verdict(vs_duck <= 3)} | "
+        f"| **lake per-symbol commits / plain DuckDB per symbol** | {vs_duck:.1f}x | <= 3x | "
+        f"{verdict(vs_duck <= 3)} | "
         f"{each(lambda r: r['single']['total'] / r['duckdb'])} |",
         f"| **lake grouped commits / plain DuckDB per symbol** | {vs_duck_g:.1f}x | <= 3x | "
         f"{verdict(vs_duck_g <= 3)} | {each(lambda r: r['grouped']['total'] / r['duckdb'])} |",
@@ -320,7 +367,8 @@ def report(
         f"{each(lambda r: r['grouped']['total'] / r['parquet'])} |",
         f"| peak memory growth, one `Warehouse.write` of all {rows:,} rows | "
         f"{lake_mem['growth'] / 2**20:.0f} MB = {lake_mem['growth'] / lake_mem['frame']:.1f}x the frame "
-        f"({lake_mem['frame'] / 2**20:.0f} MB) | <= 2x | {verdict(lake_mem['growth'] <= 2 * lake_mem['frame'])} | |",
+        f"({lake_mem['frame'] / 2**20:.0f} MB) | <= 2x | "
+        f"{verdict(lake_mem['growth'] <= 2 * lake_mem['frame'])} | |",
         f"| peak memory growth, `write_parquet` of the same frame | {pq_mem['growth'] / 2**20:.0f} MB = "
         f"{pq_mem['growth'] / pq_mem['frame']:.1f}x | | | |",
         "",
@@ -384,12 +432,21 @@ def main() -> None:
     parser.add_argument("--tmp", default=None)
     parser.add_argument("--out", default=None)
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--ab", type=int, default=0, help="only the interleaved new/long-history comparison")
     args = parser.parse_args()
     if args.memory_child:
         memory_child(args.memory_child, args.symbols, args.days, args.tmp)
         return
     if args.quick:
         args.symbols, args.runs = min(args.symbols, 200), 1
+    if args.ab:
+        tmp = Path(tempfile.mkdtemp(prefix="kwh-writes-ab-", dir=args.tmp))
+        try:
+            ab = history_ab(jobs(bars(args.symbols, args.days)), tmp, args.ab, print)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        print(json.dumps(ab))
+        return
     started, load_start = time.monotonic(), os.getloadavg()[0]
     parts = jobs(bars(args.symbols, args.days))
     runs = []
