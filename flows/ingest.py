@@ -9,20 +9,33 @@ it stopped). Nothing here knows Prefect.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 import polars as pl
 
 from connectors import InvalidRequest, KiwoomClient, Page, oldest_row, rows_before
 from schemas import calendar as cal
 from schemas.catalog import catalog
+from schemas.columns import OPTION_VALUES, option_column, option_wire
 from schemas.normalize import normalize_pages
-from warehouse import Cursor, Run, Span, Warehouse, dataset, options_key
+from warehouse import Cursor, Run, Span, Warehouse, WarehouseError, dataset, options_key
 from warehouse.datasets import Dataset
 
-__all__ = ["Job", "JobResult", "complete_through", "current_day", "current_day_only", "plan", "run_job"]
+__all__ = [
+    "Job",
+    "JobResult",
+    "complete_through",
+    "current_day",
+    "current_day_only",
+    "plan",
+    "run_job",
+    "takes_option",
+    "validate_options",
+]
 
 # A trading day's data is final this long after the close (the daily flow runs after it).
 DAY_FINAL_AT = time(18, 0)
@@ -84,16 +97,48 @@ def current_day(now: datetime) -> date:
     return cal.last_trading_day_on_or_before(today - timedelta(days=1))
 
 
-def _validate_options(ds: Dataset, api_id: str, options: Mapping[str, str]) -> None:
-    tr = catalog().tr(api_id)
-    for spec in tr.request:
-        value = options.get(spec["name"])
-        allowed = spec.get("allowed")
-        if value is not None and allowed and value not in allowed:
-            raise ValueError(
-                f"{ds.name}: {spec['name']}={value!r} is not one of "
-                + ", ".join(f"{k} ({v})" for k, v in allowed.items())
-            )
+_EITHER = re.compile(r"\s*(\w+) or (\w+)\s*")
+
+
+def allowed_values(api_id: str, spec: Mapping[str, Any]) -> dict[str, str] | None:
+    """The values a request field takes: the reference's list, the readable options' codes, or
+    a description such as ``0 or 1``; None when the reference does not restrict it."""
+    if spec.get("allowed"):
+        return dict(spec["allowed"])
+    if (api_id, spec["name"]) in OPTION_VALUES:
+        return dict(OPTION_VALUES[(api_id, spec["name"])])
+    either = _EITHER.fullmatch(str(spec.get("description") or ""))
+    return dict.fromkeys(either.groups(), "") if either else None
+
+
+def takes_option(api_id: str, key: str) -> bool:
+    """Whether ``api_id`` takes option ``key``: a request field or its readable spelling (``measure``)."""
+    if any(s["name"] == key for s in catalog().tr(api_id).request):
+        return True
+    return any(tr == api_id and option_column(tr, wire) == key for tr, wire in OPTION_VALUES)
+
+
+def validate_options(ds: Dataset, api_id: str, options: Mapping[str, str]) -> None:
+    """Every option (a request field, or its readable spelling) must be one of the values it takes."""
+    try:
+        wire = option_wire(api_id, options)
+    except ValueError as exc:
+        raise WarehouseError(f"{ds.name}: {exc}") from None
+    for spec in catalog().tr(api_id).request:
+        value = wire.get(spec["name"])
+        if value is None:
+            continue
+        allowed = allowed_values(api_id, spec)
+        if allowed is not None and value not in allowed:
+            choices = ", ".join(f"{k} ({v})" if v else k for k, v in allowed.items())
+            raise WarehouseError(f"{ds.name} ({api_id}): {spec['name']}={value!r} is not one of {choices}")
+        if str(spec.get("description") or "").startswith("YYYYMMDD"):
+            try:
+                datetime.strptime(value, "%Y%m%d")
+            except ValueError:
+                raise WarehouseError(
+                    f"{ds.name} ({api_id}): {spec['name']}={value!r} is not YYYYMMDD"
+                ) from None
 
 
 def plan(
@@ -120,7 +165,7 @@ def plan(
     if start > end:
         raise ValueError(f"start {start} is after end {end}")
     options = dict(options or {})
-    _validate_options(ds, api_id, options)
+    validate_options(ds, api_id, options)
     now = now or datetime.now(cal.KST)
     if ds.style in ("snapshot", "reference"):
         start = end = cal.to_kst(now).date()

@@ -14,10 +14,9 @@ from typing import Any
 
 import polars as pl
 
-from flows.ingest import Job, complete_through, plan
+from flows.ingest import Job, complete_through, plan, takes_option
 from flows.symbols import resolve_symbols
 from schemas import calendar as cal
-from schemas.catalog import catalog
 from warehouse import Run, Warehouse, options_key
 from warehouse import dataset as get_dataset
 from warehouse import datasets as all_datasets
@@ -74,8 +73,8 @@ def _symbols(wh: Warehouse, names: Sequence[str], symbols: Any) -> dict[str, Seq
 
 
 def _check_options(names: Sequence[str], options: Mapping[str, str] | None) -> None:
-    taken = {s["name"] for name in names for s in catalog().tr(get_dataset(name).sources[0]).request}
-    unknown = sorted(set(options or {}) - taken)
+    sources = [get_dataset(name).sources[0] for name in names]
+    unknown = sorted(k for k in options or {} if not any(takes_option(api, k) for api in sources))
     if unknown:
         raise ValueError(f"no dataset asked for takes the request option(s) {', '.join(unknown)}")
 
@@ -104,8 +103,8 @@ def _backfill_jobs(
 ) -> list[Job]:
     jobs: list[Job] = []
     for name, symbols in resolved.items():
-        takes = {s["name"] for s in catalog().tr(get_dataset(name).sources[0]).request}
-        ds_options = {k: v for k, v in (options or {}).items() if k in takes}
+        api = get_dataset(name).sources[0]
+        ds_options = {k: v for k, v in (options or {}).items() if takes_option(api, k)}
         jobs += plan(wh, name, symbols, start, end, ds_options, now=now)
     return jobs
 
