@@ -7,15 +7,14 @@ import re
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
 import schemas
-from flows import lake_cmds, run_cmds, stream_cmds
+from flows import dataset_cmds, lake_cmds, run_cmds, stream_cmds
 from schemas.catalog import TR, Field
 
-console = Console()
+console = lake_cmds.console  # the real width, or a wide one when piped
 
 _PREFECT_DOWN = ("Failed to reach API at", "Timed out while attempting to connect to ephemeral Prefect API")
 _DUCKDB_ENVIRONMENT = (
@@ -90,6 +89,7 @@ app = typer.Typer(
 lake_cmds.register(app)
 run_cmds.register(app)
 stream_cmds.register(app)
+dataset_cmds.register(app)
 
 _TR_ID = re.compile(r"^(au|ka|kt)\d{5}$|^[0-9][0-9A-Za-z]$")
 

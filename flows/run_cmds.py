@@ -234,6 +234,7 @@ def register(app: typer.Typer) -> None:
         wait: WaitOpt = False,
     ) -> None:
         """Fetch what the warehouse is missing for datasets x symbols x a window, and write it."""
+        from flows.dataset_cmds import check_dataset_names
         from flows.estimate import planning_warehouse
         from flows.plans import build_jobs, expand_datasets
 
@@ -249,6 +250,7 @@ def register(app: typer.Typer) -> None:
         if not dry_run:
             _settings(base_url, host)
         try:
+            check_dataset_names(dataset)
             names = expand_datasets(dataset)
             _check_symbols(names, symbols)
             if dry_run or prefect:  # bad symbols/options fail before Prefect starts
@@ -289,12 +291,14 @@ def register(app: typer.Typer) -> None:
         wait: WaitOpt = False,
     ) -> None:
         """The incremental load after the close: every dataset from its coverage to the last final day."""
+        from flows.dataset_cmds import check_dataset_names
         from flows.estimate import planning_warehouse
         from flows.plans import DEFAULT_DAILY, expand_datasets, plan_run
 
         if not dry_run:
             _settings(base_url, host)
         try:
+            check_dataset_names(dataset or list(DEFAULT_DAILY))
             names = expand_datasets(dataset or list(DEFAULT_DAILY))
             _check_symbols(names, symbols)
             if dry_run or prefect:  # bad names/symbols fail before Prefect starts
