@@ -280,9 +280,24 @@ def sim_cmd(
         ),
         ws=ws,
     )
+    _check_port(host, port)
     console.print(f"Kiwoom simulator on http://{host}:{port} (rate {rate or 'unlimited'}/s, seed {seed})")
     console.print(f"realtime on ws://{host}:{port}/api/dostk/websocket ({ws_mode})")
     serve(config, host=host, port=port)
+
+
+def _check_port(host: str, port: int) -> None:
+    """A port already taken is one line, before the banner (uvicorn would fail after it)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            message = f"cannot serve on {host}:{port}: {reason} (another kwh sim?); pick another --port"
+            raise lake_cmds.fail(message, 2) from None
 
 
 @app.command()

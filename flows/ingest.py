@@ -161,9 +161,9 @@ def plan(
     ds = dataset(name)
     api_id = api_id or ds.sources[0]
     if api_id not in ds.sources:
-        raise ValueError(f"{api_id} does not feed {ds.name}")
+        raise WarehouseError(f"{api_id} does not feed {ds.name}")
     if start > end:
-        raise ValueError(f"start {start} is after end {end}")
+        raise WarehouseError(f"start {start} is after end {end}")
     options = dict(options or {})
     validate_options(ds, api_id, options)
     now = now or datetime.now(cal.KST)

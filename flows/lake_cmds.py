@@ -100,6 +100,9 @@ def register(app: typer.Typer) -> None:
         runs: Annotated[int, typer.Option(help="recent runs listed")] = 10,
     ) -> None:
         """Datasets with row counts, time ranges and last runs; recent runs; gaps against the KRX calendar."""
+        for name, value in (("--gaps", gaps), ("--runs", runs)):
+            if value < 0:
+                raise fail(f"{name} {value}: give a count, 0 or more", 2)
         config = LakeConfig.load(warehouse).reading()  # a status never writes (the lake may be read-only)
         if not config.exists():
             raise fail(f"no warehouse at {config.root}: run `kwh backfill` or `make demo` first", 2)
@@ -132,6 +135,11 @@ def register(app: typer.Typer) -> None:
             result = maintenance.compact(wh.con, age, dry_run=dry_run, delete_orphans=delete_orphans)
         title = "compaction (dry run: nothing changed)" if dry_run else "compaction"
         print_frame(pl.DataFrame([result]), "table", title=title)
+        verb = "would expire" if dry_run else "expired"
+        console.print(
+            f"data files {result['files_before']} -> {result['files_after']}; {verb} "
+            f"{result['snapshots_expired']} snapshots, {result['files_deleted']} files deleted"
+        )
         kept = result["orphans"] - result["orphans_deleted"]
         if kept:
             console.print(

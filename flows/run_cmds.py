@@ -107,6 +107,17 @@ def _check_symbols(names: list[str], symbols: str) -> None:
         )
 
 
+def _bad_input(exc: KeyError | ValueError) -> BaseException:
+    """The checks of a run's parameters (names, symbols, dates in flows.plans) raise ValueError or
+    KeyError: one line, exit 2. A SchemaError (a TR's wire data the schema does not fit) is a bug
+    in the project or a change of the vendor's: it is raised again with its traceback (exit 1)."""
+    from schemas.errors import SchemaError
+
+    if isinstance(exc, SchemaError):
+        return exc
+    return fail(str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc), 2)
+
+
 def _plan_rate(base_url: str | None, host: str | None) -> float:
     """The configured request rate, for a plan: no credentials needed (a dry run sends nothing)."""
     try:
@@ -247,12 +258,12 @@ def register(app: typer.Typer) -> None:
         if first > last:
             raise fail(f"--start {first} is after --end {last}", 2)
         opts = _options(option)
-        if not dry_run:
-            _settings(base_url, host)
         try:
             check_dataset_names(dataset)
             names = expand_datasets(dataset)
             _check_symbols(names, symbols)
+            if not dry_run:
+                _settings(base_url, host)
             if dry_run or prefect:  # bad symbols/options fail before Prefect starts
                 with planning_warehouse(warehouse) as wh:
                     jobs = build_jobs(wh, names, symbols, first, last, opts)
@@ -271,7 +282,7 @@ def register(app: typer.Typer) -> None:
             )
             result = _run_flow("backfill", prefect=prefect, wait=wait, **params)
         except (KeyError, ValueError) as exc:
-            raise fail(str(exc.args[0] if isinstance(exc, KeyError) else exc), 2) from None
+            raise _bad_input(exc) from None
         except KiwoomError as exc:
             raise fail(str(exc)) from None
         _finish(result)
@@ -295,12 +306,12 @@ def register(app: typer.Typer) -> None:
         from flows.estimate import planning_warehouse
         from flows.plans import DEFAULT_DAILY, expand_datasets, plan_run
 
-        if not dry_run:
-            _settings(base_url, host)
         try:
             check_dataset_names(dataset or list(DEFAULT_DAILY))
             names = expand_datasets(dataset or list(DEFAULT_DAILY))
             _check_symbols(names, symbols)
+            if not dry_run:
+                _settings(base_url, host)
             if dry_run or prefect:  # bad names/symbols fail before Prefect starts
                 with planning_warehouse(warehouse) as wh:
                     # the daily run's own plan: each symbol from its coverage's end, new ones the lookback
@@ -322,7 +333,7 @@ def register(app: typer.Typer) -> None:
                 warehouse=_lake(warehouse),
             )
         except (KeyError, ValueError) as exc:
-            raise fail(str(exc.args[0] if isinstance(exc, KeyError) else exc), 2) from None
+            raise _bad_input(exc) from None
         except KiwoomError as exc:
             raise fail(str(exc)) from None
         _finish(result)
