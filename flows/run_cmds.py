@@ -8,14 +8,24 @@ A run is in-process by default (``flows.runner``: no Prefect, no server); with
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import polars as pl
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from connectors import ConfigError, KiwoomError, Settings
 from flows.lake_cmds import WarehouseOpt, console, fail, frame_table
@@ -135,14 +145,20 @@ def _run_flow(fn: Any, *, prefect: bool = False, wait: bool = False, **params: A
 
     name = str(getattr(fn, "name", fn))
     use_prefect = prefect or bool(os.environ.get("PREFECT_API_URL"))
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as progress:
+    with (
+        Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("jobs"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        ) as progress,
+        _warnings_above(progress),
+    ):
         bar = progress.add_task("jobs", total=None)
 
         def hook(done: int, total: int, label: str) -> None:
@@ -159,6 +175,23 @@ def _run_flow(fn: Any, *, prefect: bool = False, wait: bool = False, **params: A
             raise fail(str(exc), EXIT_INTERRUPTED if isinstance(exc, StoppedWaiting) else EXIT_BUSY) from None
         except runner.RunAborted as exc:  # before the lake was created: nothing recorded
             raise fail(str(exc), EXIT_FAILED) from None
+
+
+@contextmanager
+def _warnings_above(progress: Progress) -> Iterator[None]:
+    """The client's retry and fallback warnings print above the progress bar, never through it."""
+    from rich.logging import RichHandler
+
+    log = logging.getLogger("connectors")
+    handler = RichHandler(console=progress.console, show_path=False, show_time=False, markup=False)
+    handler.setLevel(logging.WARNING)
+    log.addHandler(handler)
+    propagate, log.propagate = log.propagate, False
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.propagate = propagate
 
 
 def _run_prefect(name: str, params: dict[str, Any], hook: Any, notify: Any) -> dict[str, Any]:

@@ -152,3 +152,19 @@ def test_compact_reports_the_files_before_and_after(sim, lake):
     line = next(x for x in done.output.splitlines() if x.startswith("data files"))
     before, after = (int(n) for n in line.split(";")[0].removeprefix("data files ").split(" -> "))
     assert after < before, line
+
+
+def test_retry_warnings_print_above_the_progress_line(tmp_path):
+    from simulator.app import Faults
+
+    faulty = Simulator(SimConfig(n_stocks=40, rate_limit=None, faults=Faults(error_rate=0.3, seed=3)))
+    with SimServer(faulty) as server:
+        lake = str(tmp_path / "lake")
+        args = ["backfill", "-d", "stock_bars_daily", "--symbols", "005930,000660", "--start", "2015-01-02",
+                "--end", "2025-12-30", "--base-url", server.base_url, "--warehouse", lake]  # fmt: skip
+        result = runner.invoke(app, args, env=WIDE)
+    warnings = [line for line in result.output.splitlines() if "retrying in" in line]
+    assert warnings, result.output
+    # each warning is a line of its own (the log record), not text run into the progress bar
+    assert all(line.lstrip().startswith(("WARNING", "ka10081")) for line in warnings), result.output
+    assert "jobs" in result.output and "eta" in result.output
