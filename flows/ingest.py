@@ -174,10 +174,12 @@ def plan(
         if not start <= day <= end:
             return []
         start = end = day
-    request = ds.request(api_id, None, None, None, **options) if ds.symbol is None else None
+    # the body a job sends: a snapshot's options include its dates (ka10058's strt_dt/end_dt), and
+    # coverage is keyed by them, so the plan must look it up with the same ones
+    request = ds.request(api_id, None, start, end, **options) if ds.symbol is None else None
     jobs: list[Job] = []
     for symbol in symbols:
-        body = request or ds.request(api_id, symbol or "", None, None, **options)
+        body = request or ds.request(api_id, symbol or "", start, end, **options)
         opts = ds.option_values(api_id, body)
         key_symbol = (symbol or "") if ds.symbol else ""
         if ds.style in ("snapshot", "reference"):

@@ -168,3 +168,25 @@ def test_retry_warnings_print_above_the_progress_line(tmp_path):
     # each warning is a line of its own (the log record), not text run into the progress bar
     assert all(line.lstrip().startswith(("WARNING", "ka10081")) for line in warnings), result.output
     assert "jobs" in result.output and "eta" in result.output
+
+
+def test_coverage_is_what_was_fetched_and_a_snapshot_is_fetched_once_a_day(sim, tmp_path):
+    """ka10009 answers only the current day: a month asked for covers that day alone. Snapshots,
+    with date options (ka10058) or without (ka90003), are fetched once a day: one fetched_at copy."""
+    from flows.ingest import current_day
+    from warehouse import Warehouse
+
+    lake = str(tmp_path / "lake")
+    names = "stock_institution,investor_daily_trading_stocks,program_net_buying_top50"
+    start = str(datetime.now(cal.KST).date() - timedelta(days=30))
+    args = ["backfill", "-d", names, "--symbols", "005930", "--start", start, "--base-url", sim.base_url,
+            "--warehouse", lake]  # fmt: skip
+    for _ in range(2):
+        result = runner.invoke(app, args, env=WIDE)
+        assert result.exit_code == 0, result.output
+    with Warehouse(warehouse=lake) as wh:
+        cov = wh.coverage("stock_institution")
+        day = current_day(datetime.now(cal.KST))
+        assert cov["start_date"].to_list() in ([day], []) and cov["end_date"].to_list() in ([day], [])
+        for name in ("investor_daily_trading_stocks", "program_net_buying_top50"):
+            assert wh.sql(f"SELECT count(DISTINCT fetched_at) AS n FROM {name}")["n"][0] == 1
