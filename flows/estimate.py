@@ -28,10 +28,11 @@ from pathlib import Path
 
 import polars as pl
 
-from flows.ingest import Job, current_day, current_day_only
+from flows.ingest import Job, current_day_only
 from schemas import calendar as cal
 from schemas.catalog import catalog
 from warehouse import LakeConfig, Warehouse, dataset
+from warehouse.tr_datasets import current_day
 
 __all__ = ["Estimate", "estimate", "estimate_pages", "planning_warehouse"]
 

@@ -24,12 +24,12 @@ from schemas.columns import OPTION_VALUES, option_column, option_wire
 from schemas.normalize import normalize_pages
 from warehouse import Cursor, Run, Span, Warehouse, WarehouseError, dataset, options_key
 from warehouse.datasets import Dataset
+from warehouse.tr_datasets import current_day
 
 __all__ = [
     "Job",
     "JobResult",
     "complete_through",
-    "current_day",
     "current_day_only",
     "plan",
     "run_job",
@@ -86,15 +86,6 @@ def current_day_only(ds: Dataset, api_id: str) -> bool:
 
 def _takes_date(api_id: str) -> bool:
     return bool({s["name"] for s in catalog().tr(api_id).request} & {"date", "dt", "base_dt", "end_dt"})
-
-
-def current_day(now: datetime) -> date:
-    """The day a current-day answer holds at ``now``: today once the session opened, else the last one."""
-    local = cal.to_kst(now)
-    today = local.date()
-    if cal.is_trading_day(today) and local.time() > cal.SESSION_OPEN:
-        return today
-    return cal.last_trading_day_on_or_before(today - timedelta(days=1))
 
 
 _EITHER = re.compile(r"\s*(\w+) or (\w+)\s*")

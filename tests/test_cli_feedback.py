@@ -173,8 +173,8 @@ def test_retry_warnings_print_above_the_progress_line(tmp_path):
 def test_coverage_is_what_was_fetched_and_a_snapshot_is_fetched_once_a_day(sim, tmp_path):
     """ka10009 answers only the current day: a month asked for covers that day alone. Snapshots,
     with date options (ka10058) or without (ka90003), are fetched once a day: one fetched_at copy."""
-    from flows.ingest import current_day
     from warehouse import Warehouse
+    from warehouse.tr_datasets import current_day
 
     lake = str(tmp_path / "lake")
     names = "stock_institution,investor_daily_trading_stocks,program_net_buying_top50"

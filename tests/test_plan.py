@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from flows.ingest import Job, current_day
+from flows.ingest import Job
 from schemas import calendar as cal
 from simulator.universe import Universe
+from warehouse.tr_datasets import current_day
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _flow_procs import KWH, Proc, clean_env, get_json, start_sim, wait_http

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import polars as pl
 
+from schemas import calendar as cal
 from schemas.calendar import KST
 from schemas.catalog import TR, Field, catalog
 from schemas.columns import OPTION_VALUES, option_column, option_value, tr_columns
@@ -38,7 +39,7 @@ from warehouse.datasets import (
 )
 from warehouse.units import to_base_units, unit_note
 
-__all__ = ["SPECS", "tr_dataset"]
+__all__ = ["SPECS", "current_day", "tr_dataset"]
 
 
 def _comment(api_id: str, f: Field, label: str) -> str:
@@ -183,10 +184,20 @@ def _spec_options(spec: _Spec, tr: TR) -> tuple[str, ...]:
     return spec.options
 
 
+def current_day(now: datetime) -> date:
+    """The day a TR's answer of "today" holds at ``now``: today once the session opened, else the
+    last session's (ka10009, ka10064 take no date)."""
+    local = now.astimezone(KST)
+    today = local.date()
+    if cal.is_trading_day(today) and local.time() > cal.SESSION_OPEN:
+        return today
+    return cal.last_trading_day_on_or_before(today - timedelta(days=1))
+
+
 def _intraday_base(api_id: str, request: Mapping[str, str], fetched_at: datetime) -> date:
     text = request.get("date") or request.get("dt")
     if not text:
-        return fetched_at.astimezone(KST).date()
+        return current_day(fetched_at)
     try:
         return datetime.strptime(text, "%Y%m%d").date()
     except ValueError:
