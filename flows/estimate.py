@@ -65,8 +65,10 @@ def estimate_pages(job: Job, now: datetime | None = None) -> int:
     if interval in ("tick", "minute") and job.options.get("tic_scope"):
         per_day /= max(1, int(job.options["tic_scope"]))
     page = PAGE_ROWS.get(interval, PAGE_ROWS["bars"] if ds.style == "bars" else PAGE_ROWS["series"])
-    if ds.style == "intraday":
-        return len(cal.trading_days(job.start, job.end)) * max(1, math.ceil(per_day / page))
+    if ds.style == "intraday":  # a day not yet in session answers one empty page
+        days = cal.trading_days(job.start, job.end)
+        held = sum(d <= current_day(now) for d in days)
+        return held * max(1, math.ceil(per_day / page)) + len(days) - held
     dated = names & {"base_dt", "end_dt", "dt", "date"}
     top = min(job.end, current_day(now)) if dated else current_day(now)
     rows = len(cal.trading_days(job.start, top)) * per_day
