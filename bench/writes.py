@@ -16,6 +16,11 @@ written as 2,000 per-symbol jobs, each run into fresh folders:
    grouped like 2);
 4. **plain Parquet**: each job's frame as its own Parquet file (``write_parquet``).
 
+``--ab N`` measures only this: per-symbol writes of N new symbols, each into a new
+lake and into one holding the other symbols' files, in alternating order (so both
+see the same load on the machine); the full run's first-versus-last tenth is only
+as steady as the machine's load over its half hour.
+
 Ratios are of numbers measured in the same run; each number reported is the median
 over ``--runs``. Peak memory is measured in child processes (``ru_maxrss`` after the
 frame is built and after the write): one ``Warehouse.write`` of all 1M rows, and one
