@@ -232,7 +232,9 @@ def test_every_deployment_in_prefect_yaml_names_an_importable_flow():
 
 
 def test_the_compact_flow_compacts_and_records_what_it_did(tmp_path):
-    from flows.compact_flow import compact_lake
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.compact_flow import compact
 
     lake = tmp_path / "lake"
     with Warehouse(warehouse=lake) as wh:
@@ -240,7 +242,8 @@ def test_the_compact_flow_compacts_and_records_what_it_did(tmp_path):
         for s in range(6):
             wh.write(DAILY, _daily([f"{s:06d}"], DAYS), run)
         before = wh.read(DAILY)
-    result = compact_lake(str(lake), older_than_days=0)
+    with prefect_test_harness(server_startup_timeout=120):
+        result = compact(warehouse=str(lake), older_than_days=0)
     assert result["files_before"] > result["files_after"] > 0  # 12 small files merged into one a year
     with Warehouse(warehouse=lake) as wh:
         assert_frame_equal(wh.read(DAILY), before)
