@@ -201,6 +201,7 @@ def _run_prefect(name: str, params: dict[str, Any], hook: Any, notify: Any) -> d
     from flows.prefect_api import prefect_api
 
     _quiet_prefect()
+    notify("starting Prefect... (a few seconds; without --prefect and PREFECT_API_URL a run starts at once)")
     with prefect_api(notify) as url:
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
