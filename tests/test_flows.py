@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.ingest import Job, complete_through, estimate_pages
+from flows.estimate import estimate_pages
+from flows.ingest import Job, complete_through
 from schemas.calendar import KST, trading_days
 from simulator.app import SimConfig, Simulator
 from simulator.server import SimServer
@@ -79,7 +80,7 @@ def test_dry_run_estimates_and_fetches_nothing(sim, lake):
         (["-d", "stock_bars_hourly"], "unknown dataset 'stock_bars_hourly'"),
         (["-d", "stock_bars_daily", "--start", "2025-02-30"], "is not a date"),
         (["-d", "stock_bars_daily", "--start", "2025-03-01", "--end", "2025-02-01"], "is after --end"),
-        (["-d", "stock_bars_daily", "--end", "2999-01-01"], "in the future"),
+        (["-d", "stock_bars_daily", "--start", "2999-01-01", "--end", "2999-01-02"], "is after --end"),
         (["-d", "stock_bars_daily", "--symbols", "005930,123456"], "unknown symbols"),
         (
             ["-d", "stock_bars_minute", "--symbols", "005930", "-o", "tic_scope=7"],
@@ -153,18 +154,19 @@ def test_complete_through(now, expected):
 
 
 def test_estimate_pages_follows_rows_per_page():
+    DEC30 = datetime(2025, 12, 30, 20, 0, tzinfo=KST)  # pages run back from the latest session
     daily = Job("stock_bars_daily", "ka10081", "005930", {}, date(2023, 1, 2), date(2025, 12, 30))
-    assert estimate_pages(daily) == 2  # 730 trading days, 600 rows a page
+    assert estimate_pages(daily, DEC30) == 2  # 730 trading days, 600 rows a page
     minute = Job(
         "stock_bars_minute", "ka10080", "005930", {"tic_scope": "1"}, date(2025, 12, 22), date(2025, 12, 30)
     )
-    assert estimate_pages(minute) == 3  # 6 days x 381 bars, 900 a page
+    assert estimate_pages(minute, DEC30) == 3  # 6 days x 381 bars, 900 a page
     week = Job(
         "stock_bars_minute", "ka10080", "005930", {"tic_scope": "1"}, date(2025, 12, 19), date(2025, 12, 30)
     )
-    assert estimate_pages(week) == 3  # 7 days x 381 bars = 2667 (at 390 a day it would be 4 pages)
+    assert estimate_pages(week, DEC30) == 3  # 7 days x 381 bars = 2667 (at 390 a day it would be 4 pages)
     ranking = Job("program_net_buying_top50", "ka90003", None, {}, date(2025, 12, 30), date(2025, 12, 30))
-    assert estimate_pages(ranking) == 1
+    assert estimate_pages(ranking, DEC30) == 1
 
 
 def test_universe_holds_every_listed_stock_across_pages(tmp_path):
