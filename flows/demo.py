@@ -135,7 +135,6 @@ def _stream(url: str, warehouse: Path | None, stocks: list[str], day: date) -> b
 
 
 def run_demo(warehouse: Path | None, port: int) -> int:
-    from flows import pipeline
     from flows.ingest import complete_through
     from flows.run_cmds import _print_summary, _run_flow
 
@@ -147,7 +146,7 @@ def run_demo(warehouse: Path | None, port: int) -> int:
     failed = False
     with simulator(port, replay_day=last) as url:
         console.rule(f"simulator on {url}; warehouse {LakeConfig.load(warehouse).root}")
-        result = _run_flow(pipeline.refresh_universe, base_url=url, warehouse=lake)
+        result = _run_flow("refresh_universe", base_url=url, warehouse=lake)
         _print_summary(result)
         failed |= result["status"] != "ok"
         stocks = _demo_stocks(warehouse)
@@ -183,7 +182,7 @@ def run_demo(warehouse: Path | None, port: int) -> int:
         ]
         for title, params in steps:
             console.rule(title)
-            result = _run_flow(pipeline.backfill, base_url=url, warehouse=lake, **params)
+            result = _run_flow("backfill", base_url=url, warehouse=lake, **params)
             _print_summary(result)
             failed |= result["status"] != "ok"
         console.rule(f"realtime: {last}'s session replayed at 600x, {len(minute_stocks)} stocks, 0B + 0D")
