@@ -32,16 +32,21 @@ _DUCKDB_ENVIRONMENT = (
 def environment_error(exc: BaseException) -> tuple[str, int] | None:
     """The one-line message and exit code for an error of the environment or input, else None (a bug).
 
-    ``WarehouseError``: exit 2 (bad input) or 1 (``LakeError``: the lake on disk); a file
-    system error, a damaged catalog or an unreachable Prefect API: exit 1.
+    ``WarehouseError``: exit 2 (bad input) or 1 (``LakeError``: the lake on disk);
+    ``schemas.errors.InputError`` (a wrong name, option, value or date): exit 2; a file
+    system error, a damaged catalog or an unreachable Prefect API: exit 1. A built-in
+    ``ValueError``/``KeyError`` is a bug, not bad input: None, so it keeps its traceback.
     """
     import duckdb
     import httpx
 
+    from schemas.errors import InputError
     from warehouse import WarehouseError
 
     if isinstance(exc, WarehouseError):
         return str(exc), exc.exit_code
+    if isinstance(exc, InputError):  # the project's bad input; a plain ValueError is a bug
+        return str(exc), 2
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     api = os.environ.get("PREFECT_API_URL", "")
     if (isinstance(exc, RuntimeError) and text.startswith(_PREFECT_DOWN)) or (

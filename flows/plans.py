@@ -17,6 +17,7 @@ import polars as pl
 from flows.ingest import Job, complete_through, plan, takes_option
 from flows.symbols import resolve_symbols
 from schemas import calendar as cal
+from schemas.errors import InputError
 from warehouse import Run, Warehouse, options_key
 from warehouse import dataset as get_dataset
 from warehouse import datasets as all_datasets
@@ -61,7 +62,7 @@ def _date(text: str | date | None, default: date) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+        raise InputError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _symbols(wh: Warehouse, names: Sequence[str], symbols: Any) -> dict[str, Sequence[str | None]]:
@@ -76,7 +77,7 @@ def _check_options(names: Sequence[str], options: Mapping[str, str] | None) -> N
     sources = [get_dataset(name).sources[0] for name in names]
     unknown = sorted(k for k in options or {} if not any(takes_option(api, k) for api in sources))
     if unknown:
-        raise ValueError(f"no dataset asked for takes the request option(s) {', '.join(unknown)}")
+        raise InputError(f"no dataset asked for takes the request option(s) {', '.join(unknown)}")
 
 
 def build_jobs(
@@ -155,7 +156,7 @@ def plan_run(flow: str, params: Mapping[str, Any], wh: Warehouse) -> tuple[Run, 
         _check_options(names, options)
         resolved = _symbols(wh, names, symbols)
         if first > last:
-            raise ValueError(f"start {first} is after end {last}")
+            raise InputError(f"start {first} is after end {last}")
         record = {
             "datasets": names,
             "symbols": symbols,
@@ -175,4 +176,4 @@ def plan_run(flow: str, params: Mapping[str, Any], wh: Warehouse) -> tuple[Run, 
     if flow == "refresh_universe":
         force = bool(params.get("force", False))
         return Run.new("refresh_universe"), lambda w: _universe_jobs(w, today, force)
-    raise ValueError(f"unknown flow {flow!r}: backfill, daily or refresh_universe")
+    raise InputError(f"unknown flow {flow!r}: backfill, daily or refresh_universe")

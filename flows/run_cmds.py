@@ -30,6 +30,7 @@ from rich.progress import (
 from connectors import ConfigError, KiwoomError, Settings
 from flows.lake_cmds import WarehouseOpt, console, fail, frame_table
 from schemas import calendar as cal
+from schemas.errors import InputError
 
 BaseUrlOpt = Annotated[
     str | None,
@@ -115,17 +116,6 @@ def _check_symbols(names: list[str], symbols: str) -> None:
             "(sector codes such as 001 go with sector_bars, gold codes M... with gold_bars)",
             2,
         )
-
-
-def _bad_input(exc: KeyError | ValueError) -> BaseException:
-    """The checks of a run's parameters (names, symbols, dates in flows.plans) raise ValueError or
-    KeyError: one line, exit 2. A SchemaError (a TR's wire data the schema does not fit) is a bug
-    in the project or a change of the vendor's: it is raised again with its traceback (exit 1)."""
-    from schemas.errors import SchemaError
-
-    if isinstance(exc, SchemaError):
-        return exc
-    return fail(str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc), 2)
 
 
 def _plan_rate(base_url: str | None, host: str | None) -> float:
@@ -315,8 +305,8 @@ def register(app: typer.Typer) -> None:
                 warehouse=_lake(warehouse),
             )
             result = _run_flow("backfill", prefect=prefect, wait=wait, **params)
-        except (KeyError, ValueError) as exc:
-            raise _bad_input(exc) from None
+        except InputError as exc:  # bad input: one line, exit 2; any other error is a bug
+            raise fail(str(exc), 2) from None
         except KiwoomError as exc:
             raise fail(str(exc)) from None
         _finish(result)
@@ -366,8 +356,8 @@ def register(app: typer.Typer) -> None:
                 host=host,
                 warehouse=_lake(warehouse),
             )
-        except (KeyError, ValueError) as exc:
-            raise _bad_input(exc) from None
+        except InputError as exc:  # bad input: one line, exit 2; any other error is a bug
+            raise fail(str(exc), 2) from None
         except KiwoomError as exc:
             raise fail(str(exc)) from None
         _finish(result)

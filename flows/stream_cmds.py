@@ -19,6 +19,7 @@ from flows.lake_cmds import WarehouseOpt, console, fail
 from flows.run_cmds import BaseUrlOpt, HostOpt, _settings
 from flows.stream import StreamConfig, StreamSummary, log_folder, run_stream, write_status
 from schemas.calendar import KST
+from schemas.errors import InputError
 from warehouse import Warehouse, WarehouseError, dataset
 from warehouse.ticklog import TickLogError
 
@@ -49,8 +50,8 @@ def _symbols(wh: Warehouse, text: str) -> list[str]:
 
     try:
         return resolve_symbols(wh, dataset("stock_trades"), text)
-    except (KeyError, ValueError) as exc:
-        raise fail(str(exc).strip("'\""), 2) from None
+    except InputError as exc:
+        raise fail(str(exc), 2) from None
 
 
 def _line(s: StreamSummary) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from schemas.errors import InputError
 from warehouse import Warehouse, WarehouseError
 from warehouse.datasets import Dataset
 from warehouse.reading import is_code, name_kind
@@ -45,7 +46,7 @@ def resolve_symbols(wh: Warehouse, ds: Dataset, symbols: str | Sequence[str] | N
     tokens = [t.strip() for t in (symbols.split(",") if isinstance(symbols, str) else symbols or ["all"])]
     tokens = [t for t in tokens if t]
     if not tokens:
-        raise ValueError("no symbols given")
+        raise InputError("no symbols given")
     tokens = [t for t in tokens if fits(ds, t)]
     if not tokens:  # none of the symbols is of this dataset's kind (a stock code for sector bars)
         return []
@@ -63,13 +64,13 @@ def resolve_symbols(wh: Warehouse, ds: Dataset, symbols: str | Sequence[str] | N
     try:
         codes = dict(zip(given, wh.resolve_names(given, name_kind(ds)), strict=True))
     except WarehouseError as exc:
-        raise ValueError(str(exc)) from None
+        raise InputError(str(exc)) from None
     out: list[str] = []
     for token in tokens:
         key = token.lower()
         if key in keywords:
             if not keywords[key]:
-                raise ValueError(
+                raise InputError(
                     f"{token!r} needs the universe: run `kwh universe` first (no {what} in the warehouse)"
                 )
             out += keywords[key]
@@ -78,7 +79,7 @@ def resolve_symbols(wh: Warehouse, ds: Dataset, symbols: str | Sequence[str] | N
     if universe:
         unknown = [s for s in out if s not in set(universe)]
         if unknown:
-            raise ValueError(
+            raise InputError(
                 f"unknown symbols for {ds.name}: {', '.join(unknown)} (not among the {len(universe)} {what})"
             )
     return list(dict.fromkeys(out))

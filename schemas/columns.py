@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from schemas.catalog import catalog
+from schemas.errors import InputError
 
 __all__ = [
     "COLUMNS",
@@ -393,7 +394,7 @@ def option_wire(api_id: str, options: Mapping[str, str]) -> dict[str, str]:
         values = OPTION_VALUES[(api_id, wire)]
         code = next((k for k, v in values.items() if v == value), None)
         if code is None:
-            raise ValueError(f"{api_id}: {column}={value!r} is not one of {', '.join(values.values())}")
+            raise InputError(f"{api_id}: {column}={value!r} is not one of {', '.join(values.values())}")
         out[wire] = code
     return out
 

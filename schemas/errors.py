@@ -1,4 +1,10 @@
-"""Errors raised by ``schemas``.
+"""Errors raised by ``schemas``, and the project's one type for bad input.
+
+InputError                 what its caller asked for is wrong: an unknown dataset, symbol or
+ │                         option, a value the option does not take, a malformed date (the
+ │                         command line prints it as one line and exits 2; any other
+ │                         exception is a bug: a traceback and exit 1)
+ └── UnknownNameError      a name nothing is registered under (also a ``KeyError``)
 
 SchemaError
  ├── UnknownTRError        an id the catalog does not hold
@@ -9,7 +15,26 @@ SchemaError
 
 from __future__ import annotations
 
-__all__ = ["BodyShapeError", "FieldValueError", "SchemaError", "UnitOverflowError", "UnknownTRError"]
+__all__ = [
+    "BodyShapeError",
+    "FieldValueError",
+    "InputError",
+    "SchemaError",
+    "UnitOverflowError",
+    "UnknownNameError",
+    "UnknownTRError",
+]
+
+
+class InputError(ValueError):
+    """What the caller asked for is wrong (bad input): one line, exit 2 on the command line."""
+
+
+class UnknownNameError(InputError, KeyError):
+    """A name nothing is registered under (a dataset, a family, a symbol)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
 
 
 class SchemaError(ValueError):

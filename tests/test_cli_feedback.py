@@ -190,3 +190,16 @@ def test_coverage_is_what_was_fetched_and_a_snapshot_is_fetched_once_a_day(sim, 
         assert cov["start_date"].to_list() in ([day], []) and cov["end_date"].to_list() in ([day], [])
         for name in ("investor_daily_trading_stocks", "program_net_buying_top50"):
             assert wh.sql(f"SELECT count(DISTINCT fetched_at) AS n FROM {name}")["n"][0] == 1
+
+
+def test_bad_input_is_the_projects_own_error_and_a_plain_value_error_is_a_bug():
+    from flows.cli import environment_error
+    from schemas.errors import InputError, SchemaError, UnknownNameError
+
+    assert environment_error(InputError("start 2025-03-01 is after end 2025-02-01")) == (
+        "start 2025-03-01 is after end 2025-02-01",
+        2,
+    )
+    assert environment_error(UnknownNameError("unknown dataset 'x'")) == ("unknown dataset 'x'", 2)
+    for bug in (ValueError("a bug"), KeyError("a bug"), SchemaError("wire data the schema does not fit")):
+        assert environment_error(bug) is None  # a traceback and exit 1

@@ -29,6 +29,7 @@ import polars as pl
 
 from schemas.catalog import TR, Field, catalog
 from schemas.columns import OPTION_VALUES, option_value, option_wire
+from schemas.errors import InputError, UnknownNameError
 from warehouse.units import to_base_units, unit_note
 
 __all__ = ["BAR_DATASETS", "Dataset", "dataset", "datasets", "default_request", "option_renames", "renames"]
@@ -115,13 +116,13 @@ class Dataset:
         names = {s["name"] for s in tr.request}
         unknown = set(options) - names
         if unknown:
-            raise ValueError(f"{api_id} takes no request field {sorted(unknown)} (it takes {sorted(names)})")
+            raise InputError(f"{api_id} takes no request field {sorted(unknown)} (it takes {sorted(names)})")
         body = dict(self.defaults[api_id])
         body.update(options)
         param = symbol_param(tr)
         if param:
             if not symbol:
-                raise ValueError(f"dataset {self.name} ({api_id}) needs a symbol ({param})")
+                raise InputError(f"dataset {self.name} ({api_id}) needs a symbol ({param})")
             body[param] = symbol
         if end is not None:
             for name in ("base_dt", "end_dt", "dt", "date"):
@@ -423,4 +424,4 @@ def dataset(name: str) -> Dataset:
         return _registry()[name]
     except KeyError:
         known = ", ".join(sorted(_registry()))
-        raise KeyError(f"unknown dataset {name!r}; known: {known}") from None
+        raise UnknownNameError(f"unknown dataset {name!r}; known: {known}") from None

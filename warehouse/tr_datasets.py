@@ -24,6 +24,7 @@ from schemas import calendar as cal
 from schemas.calendar import KST
 from schemas.catalog import TR, Field, catalog
 from schemas.columns import OPTION_VALUES, option_column, option_value, tr_columns
+from schemas.errors import InputError
 from schemas.normalize import output_schema
 from warehouse.datasets import (
     RUN_ID,
@@ -201,7 +202,7 @@ def _intraday_base(api_id: str, request: Mapping[str, str], fetched_at: datetime
     try:
         return datetime.strptime(text, "%Y%m%d").date()
     except ValueError:
-        raise ValueError(f"{api_id}: request date {text!r} is not YYYYMMDD") from None
+        raise InputError(f"{api_id}: request date {text!r} is not YYYYMMDD") from None
 
 
 def _tr_build(
