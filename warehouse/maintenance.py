@@ -1,16 +1,20 @@
-"""Maintenance: merge small files, expire old snapshots, delete the files they held (orphans on request)."""
+"""Maintenance: sort closed bar partitions, merge small files, expire old snapshots, delete their files."""
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 import duckdb
+import polars as pl
 
-from warehouse.lake import LAKE
+from warehouse.datasets import BAR_DATASETS, dataset
+from warehouse.lake import LAKE, WarehouseError, retry_transaction
 from warehouse.tables import atomic, now
 
-__all__ = ["compact", "file_count", "sort_day"]
+__all__ = ["Partition", "closed_partitions", "compact", "file_count", "sort_closed", "sort_day", "sort_rows"]
 
 
 def compact(
@@ -19,7 +23,14 @@ def compact(
     dry_run: bool = False,
     delete_orphans: bool = False,
 ) -> dict[str, int]:
-    """Merge small files, expire snapshots older than ``older_than`` and delete the files they held.
+    """Sort closed bar partitions, merge small files, expire old snapshots and delete the files they held.
+
+    Intraday bars arrive a day (or a few symbols) per file, so one symbol's month
+    touches every file of the month. Each closed partition (a month of minute bars,
+    a day of ticks, before the current one in KST) is rewritten sorted by symbol and
+    time into few files whose statistics prune by symbol (``sort_closed``); a
+    partition already laid out so is skipped. DuckLake 0.3 has no table sort order
+    (``SET SORTED BY`` came in 0.4), so the sort is done here.
 
     Files of expired snapshots are deleted only once they are ``older_than`` too, so a
     long-running reader is not cut off. Orphans (files in the data folder the catalog
@@ -35,6 +46,7 @@ def compact(
         return len(con.execute(sql, list(params)).fetchall())
 
     before = file_count(con)
+    sorting = sort_closed(con, bar_targets(), dry_run)
     rewritten = merged = 0
     if not dry_run:
         rewritten = count(f"CALL ducklake_rewrite_data_files('{LAKE}')")
@@ -51,6 +63,7 @@ def compact(
     return {
         "files_before": before,
         "files_after": file_count(con),
+        **sorting,
         "rewritten": rewritten,
         "merged": merged,
         "snapshots_expired": expired,
@@ -58,6 +71,20 @@ def compact(
         "orphans": orphans,
         "orphans_deleted": orphans_deleted,
     }
+
+
+Target = tuple[str, tuple[str, ...], tuple[str, ...]]  # table, partition expressions, sort order
+
+
+def bar_targets() -> list[Target]:
+    """The intraday bar datasets (partitioned by their timestamp): table, partition, sort order."""
+    out: list[Target] = []
+    for name in BAR_DATASETS:
+        ds = dataset(name)
+        intraday = ds.time is not None and isinstance(ds.schema.get(ds.time), pl.Datetime)
+        if intraday and ds.symbol and ds.partition:
+            out.append((ds.name, tuple(ds.partition), (ds.symbol, ds.time)))
+    return out
 
 
 def file_count(con: duckdb.DuckDBPyConnection) -> int:
@@ -73,24 +100,130 @@ def sort_day(con: duckdb.DuckDBPyConnection, table: str, day: date, order: tuple
     prune symbol and time ranges; readers see the day before or after, never half.
     The old files are only marked deleted: ``compact`` removes them once expired.
     """
+    return sort_rows(con, table, "date = ?", [day], order)
+
+
+def sort_rows(
+    con: duckdb.DuckDBPyConnection, table: str, where: str, params: list[Any], order: tuple[str, ...]
+) -> int:
+    """Rewrite the rows of ``table`` matching ``where`` sorted by ``order``, in one transaction; the count.
+
+    The row count and an order-free checksum of the rewritten rows are compared with
+    the copy before the commit: on a mismatch nothing is committed. Rows arriving
+    between the copy and the rewrite raise a transaction conflict (retried by the caller).
+    """
     keys = ", ".join(order)
     source = f"{LAKE}.{table}"
     # one transaction writes one database: the sorted copy is made first, outside it
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _day AS SELECT * FROM {source} WHERE date = ? ORDER BY {keys}", [day]
+        f"CREATE OR REPLACE TEMP TABLE _sorting AS SELECT * FROM {source} WHERE {where} ORDER BY {keys}",
+        params,
     )
 
+    def fingerprint(sql_from: str, args: list[Any]) -> tuple[int, int]:
+        row = con.execute(f"SELECT count(*), coalesce(sum(hash(t)), 0) FROM {sql_from}", args).fetchone()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
     def rewrite() -> int:
-        copied = con.execute("SELECT count(*) FROM _day").fetchone()
-        now_there = con.execute(f"SELECT count(*) FROM {source} WHERE date = ?", [day]).fetchone()
-        if copied != now_there:  # rows came in since the copy: never delete what was not copied
+        copied = fingerprint("_sorting t", [])
+        if fingerprint(f"{source} t WHERE {where}", params) != copied:
+            # rows came in since the copy: never delete what was not copied
             # "Transaction conflict": retry_transaction runs the whole sort again, copy included
-            raise duckdb.TransactionException(f"Transaction conflict: {table} {day} changed while sorting")
-        con.execute(f"DELETE FROM {source} WHERE date = ?", [day])
-        con.execute(f"INSERT INTO {source} SELECT * FROM _day ORDER BY {keys}")
-        return int(copied[0]) if copied else 0
+            raise duckdb.TransactionException(f"Transaction conflict: {table} {params} changed while sorting")
+        con.execute(f"DELETE FROM {source} WHERE {where}", params)
+        con.execute(f"INSERT INTO {source} SELECT * FROM _sorting ORDER BY {keys}")
+        written = fingerprint(f"{source} t WHERE {where}", params)
+        if written != copied:  # not a conflict: abort, the rollback keeps the rows as they were
+            raise WarehouseError(
+                f"sorting {table} {params} would change its rows ({copied[0]} rows before, "
+                f"{written[0]} after, checksums differ: {copied[1] != written[1]}); nothing was changed"
+            )
+        return copied[0]
 
     try:
         return atomic(con, rewrite)
     finally:
-        con.execute("DROP TABLE IF EXISTS _day")
+        con.execute("DROP TABLE IF EXISTS _sorting")
+
+
+def closed_partitions(
+    con: duckdb.DuckDBPyConnection, table: str, partition: tuple[str, ...]
+) -> list[Partition]:
+    """The partitions of ``table`` before the current one (KST), with their live files.
+
+    ``sorted`` says whether the partition is already laid out by symbol: no delete
+    files, and its files (each written sorted by symbol and time) hold disjoint,
+    ascending symbol ranges. A partition written by one sorted insert is sorted.
+    """
+    meta = f"__ducklake_metadata_{LAKE}"
+    current = con.execute(
+        f"SELECT {', '.join(partition)} FROM (SELECT now() AS ts, current_date AS date)"
+    ).fetchone()
+    rows = con.execute(
+        f"""
+        WITH tab AS (
+            SELECT table_id FROM {meta}.ducklake_table t JOIN {meta}.ducklake_schema s USING (schema_id)
+            WHERE t.table_name = ? AND s.schema_name = 'main'
+              AND t.end_snapshot IS NULL AND s.end_snapshot IS NULL
+        ), sym AS (
+            SELECT column_id FROM {meta}.ducklake_column
+            WHERE table_id = (SELECT table_id FROM tab) AND column_name = 'symbol' AND end_snapshot IS NULL
+        ), files AS (
+            SELECT f.data_file_id, f.file_order,
+                   list(CAST(v.partition_value AS BIGINT) ORDER BY v.partition_key_index) AS part
+            FROM {meta}.ducklake_data_file f
+            JOIN {meta}.ducklake_file_partition_value v USING (data_file_id)
+            WHERE f.table_id = (SELECT table_id FROM tab) AND f.end_snapshot IS NULL
+            GROUP BY ALL
+        ), described AS (
+            SELECT files.*, c.min_value AS lo, c.max_value AS hi,
+                   EXISTS (SELECT 1 FROM {meta}.ducklake_delete_file d
+                           WHERE d.data_file_id = files.data_file_id AND d.end_snapshot IS NULL) AS deletes,
+                   lag(c.max_value) OVER (PARTITION BY part ORDER BY c.min_value, files.data_file_id)
+                       AS prev_hi
+            FROM files LEFT JOIN {meta}.ducklake_file_column_stats c
+              ON c.data_file_id = files.data_file_id AND c.column_id = (SELECT column_id FROM sym)
+        )
+        SELECT part, count(*) AS files,
+               bool_and(NOT deletes AND lo IS NOT NULL AND (prev_hi IS NULL OR prev_hi < lo)) AS is_sorted
+        FROM described GROUP BY part ORDER BY part
+        """,
+        [table],
+    ).fetchall()
+    now_part = list(current) if current else []
+    return [Partition(table, tuple(part), int(n), bool(ok)) for part, n, ok in rows if list(part) < now_part]
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One partition of a table: its key values (e.g. year and month), live data files, and layout."""
+
+    table: str
+    key: tuple[int, ...]
+    files: int
+    sorted: bool
+
+
+def sort_closed(con: duckdb.DuckDBPyConnection, targets: list[Target], dry_run: bool) -> dict[str, int]:
+    """Rewrite each closed, unsorted partition of ``targets`` (table, partition, order) sorted, one by one.
+
+    Each partition is one transaction (``sort_rows``): a reader sees it before or after.
+    Sorted partitions are skipped, so a second run does nothing.
+    """
+    out = {"partitions_sorted": 0, "partition_files_before": 0, "partition_files_after": 0, "rows_sorted": 0}
+    for table, partition, order in targets:
+        if not partition:
+            continue
+        for part in closed_partitions(con, table, partition):
+            if part.sorted:
+                continue
+            out["partitions_sorted"] += 1
+            out["partition_files_before"] += part.files
+            if dry_run:
+                continue
+            where = " AND ".join(f"{expr} = ?" for expr in partition)
+            job = functools.partial(sort_rows, con, table, where, list(part.key), order)
+            out["rows_sorted"] += int(retry_transaction(job, con))
+            after = [p for p in closed_partitions(con, table, partition) if p.key == part.key]
+            out["partition_files_after"] += after[0].files if after else 0
+    return out
