@@ -124,7 +124,7 @@ def register(app: typer.Typer) -> None:
             ),
         ] = False,
     ) -> None:
-        """Merge small files, expire old snapshots and delete the files they held (orphans on request)."""
+        """Sort closed months of intraday bars by symbol, merge small files, expire snapshots."""
         age = _duration(older_than)
         config = LakeConfig.load(warehouse)
         if dry_run:
@@ -136,6 +136,15 @@ def register(app: typer.Typer) -> None:
         title = "compaction (dry run: nothing changed)" if dry_run else "compaction"
         print_frame(pl.DataFrame([result]), "table", title=title)
         verb = "would expire" if dry_run else "expired"
+        if result["partitions_sorted"]:
+            files = f"{result['partition_files_before']} files" + (
+                "" if dry_run else f" -> {result['partition_files_after']}"
+            )
+            sorted_verb = "would sort" if dry_run else f"sorted {result['partition_rows']:,} rows in"
+            parts = result["partitions_sorted"]
+            console.print(f"{sorted_verb} {parts} closed partitions of intraday bars by symbol ({files})")
+        else:
+            console.print("closed partitions of intraday bars: all already sorted by symbol")
         console.print(
             f"data files {result['files_before']} -> {result['files_after']}; {verb} "
             f"{result['snapshots_expired']} snapshots, {result['files_deleted']} files deleted"

@@ -10,7 +10,9 @@ import duckdb
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
+from typer.testing import CliRunner
 
+from flows.cli import app
 from schemas.calendar import KST
 from warehouse import Run, Warehouse
 from warehouse.datasets import dataset
@@ -100,11 +102,11 @@ def test_compact_sorts_closed_month_by_symbol_and_keeps_every_row(wh: Warehouse)
     assert after.filter(pl.col("month") == this)["path"].to_list() == open_files, "current month untouched"
     assert result["partitions_sorted"] == 1
     assert (result["partition_files_before"], result["partition_files_after"]) == (3, 1)
-    assert result["rows_sorted"] == 3 * 5 * len(SYMBOLS)
+    assert result["partition_rows"] == 3 * 5 * len(SYMBOLS)
     assert result["files_before"] > result["files_after"]
 
     again = wh.compact(older_than=timedelta(days=7))
-    assert again["partitions_sorted"] == 0 and again["rows_sorted"] == 0
+    assert again["partitions_sorted"] == 0 and again["partition_rows"] == 0
     assert _files(wh)["path"].sort().to_list() == after["path"].sort().to_list(), (
         "a second compact does nothing"
     )
@@ -114,7 +116,8 @@ def test_compact_sorts_closed_month_by_symbol_and_keeps_every_row(wh: Warehouse)
 def test_dry_run_counts_the_partitions_and_changes_nothing(wh: Warehouse):
     files = _files(wh)["path"].sort().to_list()
     result = wh.compact(dry_run=True)
-    assert (result["partitions_sorted"], result["partition_files_before"], result["rows_sorted"]) == (1, 3, 0)
+    assert (result["partitions_sorted"], result["partition_files_before"]) == (1, 3)
+    assert result["partition_rows"] == 0
     assert _files(wh)["path"].sort().to_list() == files
     parts = closed_partitions(wh.con, NAME, ("year(ts)", "month(ts)"))
     assert [(p.files, p.sorted) for p in parts] == [(3, False)]
@@ -149,3 +152,23 @@ def test_a_rewrite_that_would_change_the_rows_is_rolled_back(wh: Warehouse, extr
     assert _files(wh)["path"].sort().to_list() == files
     assert wh.compact()["partitions_sorted"] == 1  # the connection is usable and the lake unchanged
     assert_frame_equal(_rows(wh), before)
+
+
+def test_kwh_compact_reports_the_partitions_it_sorted(tmp_path: Path):
+    closed, open_ = _days()
+    lake = tmp_path / "lake"
+    with Warehouse(warehouse=lake) as w:
+        for i, d in enumerate(closed + open_):
+            w.write(NAME, _day(d, i), Run.new())
+    args = ["compact", "-w", str(lake), "--older-than", "0s"]
+    dry = CliRunner().invoke(app, [*args, "--dry-run"], env={"COLUMNS": "200"})
+    assert dry.exit_code == 0, dry.output
+    assert "would sort 1 closed partitions of intraday bars by symbol (3 files)" in dry.output
+    done = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert done.exit_code == 0, done.output
+    assert (
+        f"sorted {3 * 5 * len(SYMBOLS)} rows in 1 closed partitions of intraday bars by symbol (3 files -> 1)"
+        in (done.output)
+    )
+    again = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert "all already sorted by symbol" in again.output, again.output

@@ -210,7 +210,8 @@ def sort_closed(con: duckdb.DuckDBPyConnection, targets: list[Target], dry_run: 
     Each partition is one transaction (``sort_rows``): a reader sees it before or after.
     Sorted partitions are skipped, so a second run does nothing.
     """
-    out = {"partitions_sorted": 0, "partition_files_before": 0, "partition_files_after": 0, "rows_sorted": 0}
+    keys = ("partitions_sorted", "partition_files_before", "partition_files_after", "partition_rows")
+    out = dict.fromkeys(keys, 0)
     for table, partition, order in targets:
         if not partition:
             continue
@@ -223,7 +224,7 @@ def sort_closed(con: duckdb.DuckDBPyConnection, targets: list[Target], dry_run: 
                 continue
             where = " AND ".join(f"{expr} = ?" for expr in partition)
             job = functools.partial(sort_rows, con, table, where, list(part.key), order)
-            out["rows_sorted"] += int(retry_transaction(job, con))
+            out["partition_rows"] += int(retry_transaction(job, con))
             after = [p for p in closed_partitions(con, table, partition) if p.key == part.key]
             out["partition_files_after"] += after[0].files if after else 0
     return out

@@ -259,10 +259,13 @@ class Warehouse:
 
     @_locked
     def compact(self, older_than: timedelta = timedelta(days=7), dry_run: bool = False) -> dict[str, int]:
-        """Merge small files, expire snapshots older than ``older_than`` and delete files no one needs.
+        """Sort closed bar partitions, merge small files, expire old snapshots, delete files no one needs.
 
-        Files of expired snapshots (and orphans from crashed writers) are deleted only
-        once they are ``older_than`` too, so a long-running reader is not cut off.
+        Each closed month of minute bars (day of ticks) not yet laid out by symbol is
+        rewritten sorted by symbol and time in one transaction, its row count and
+        checksum compared before the commit (``maintenance.sort_closed``). Files of
+        expired snapshots (and orphans from crashed writers) are deleted only once they
+        are ``older_than`` too, so a long-running reader is not cut off.
         ``dry_run`` counts what would be expired and deleted and changes nothing.
         """
         return maintenance.compact(self.con, older_than, dry_run)
