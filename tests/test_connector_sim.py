@@ -311,9 +311,12 @@ def test_timeouts_are_retried_then_raised(tmp_path):
                 with pytest.raises(ConnectionFailed, match="timed out"):
                     await kw.request("ka10081", DAILY)
                 assert kw.stats.retries == 2
+                assert kw.stats.requests == 3  # counted as they go on the wire
 
         run(go())
-        assert sim.stats["ka10081"] == 3
+        # the server saw at most those three; on a loaded machine an attempt can time out
+        # while connecting (ConnectTimeout), before the server sees it
+        assert 1 <= sim.stats["ka10081"] <= 3
 
 
 @pytest.mark.parametrize(
