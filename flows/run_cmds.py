@@ -14,23 +14,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import polars as pl
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.console import RenderableType
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from connectors import ConfigError, KiwoomError, Settings
 from flows.lake_cmds import WarehouseOpt, console, fail, frame_table
 from schemas import calendar as cal
 from schemas.errors import InputError
+
+if TYPE_CHECKING:
+    from flows.progress import RunProgress
 
 BaseUrlOpt = Annotated[
     str | None,
@@ -132,39 +129,55 @@ def _run_flow(fn: Any, *, prefect: bool = False, wait: bool = False, **params: A
     or under Prefect with ``prefect`` or ``PREFECT_API_URL`` set. Exits 75 when another run holds the lake."""
     from flows import runner
     from flows.lease import LeaseHeld, StoppedWaiting
+    from flows.progress import RunProgress
 
     name = str(getattr(fn, "name", fn))
     use_prefect = prefect or bool(os.environ.get("PREFECT_API_URL"))
-    with (
-        Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("jobs"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=False,
-        ) as progress,
-        _warnings_above(progress),
-    ):
-        bar = progress.add_task("jobs", total=None)
-
-        def hook(done: int, total: int, label: str) -> None:
-            progress.update(bar, completed=done, total=total, description=label[:60] if done else "jobs")
+    model = RunProgress()
+    with _RunBar(model) as progress, _warnings_above(progress):
 
         def notify(message: str) -> None:
             console.print(f"[yellow]{message}[/yellow]")
 
         try:
             if not use_prefect:
-                return runner.run_in_process(name, params, wait=wait, notify=notify, progress=hook)
-            return _run_prefect(name, params, hook, notify)
+                return runner.run_in_process(name, params, wait=wait, notify=notify, progress=model)
+            return _run_prefect(name, params, model, notify)
         except LeaseHeld as exc:
             raise fail(str(exc), EXIT_INTERRUPTED if isinstance(exc, StoppedWaiting) else EXIT_BUSY) from None
         except runner.RunAborted as exc:  # before the lake was created: nothing recorded
             raise fail(str(exc), EXIT_FAILED) from None
+
+
+class _RunBar(Progress):
+    """One line: what the run does, a bar of requests sent of the estimate, then requests, rows,
+    jobs and the ETA at the limiter's rate. Rich redraws it on its own timer (10 a second), reading
+    the model each time, so it moves with each request; off a terminal it prints once, at the end."""
+
+    def __init__(self, model: RunProgress) -> None:
+        self.model = model  # before Progress's own set-up, which may draw
+        super().__init__(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[counts]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.add_task("planning", total=None, counts="")
+
+    def get_renderables(self) -> Iterator[RenderableType]:
+        now = self.model.snapshot()
+        finished = now.planned and now.done >= now.total
+        for task in self.tasks:  # the one line
+            self.update(
+                task.id,
+                description="done" if finished else now.label[:48],
+                completed=max(now.estimated, 1) if finished else min(now.requests, now.estimated),
+                total=max(now.estimated, 1) if now.planned else None,
+                counts=now.line(),
+            )
+        yield from super().get_renderables()
 
 
 @contextmanager

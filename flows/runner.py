@@ -35,6 +35,7 @@ from connectors import AuthError, ClientStats, ConnectionFailed, KiwoomClient, K
 from flows.ingest import Job, run_job
 from flows.lease import LeaseHeld, hold
 from flows.plans import plan_run
+from flows.progress import RunProgress
 from schemas import calendar as cal
 from warehouse import LakeConfig, Run, Warehouse
 
@@ -52,8 +53,8 @@ BATCH_SYMBOLS = 10  # symbols per batch (a Prefect task each)
 CONCURRENCY = 4  # batches in flight at once in-process; the client's limiter paces them all
 CHECK_SECONDS = 5.0  # the reachability check gives up after this
 
-# (done, total, label) after each job
-Progress = Callable[[int, int, str], None]
+# the run's progress: planned with the jobs, called as (done, total, label) after each job
+Progress = RunProgress
 # fetches the batches into the summary: (target, batches, run, now, summary, progress)
 Fetcher = Callable[["Target", list[list[Job]], Run, datetime | None, "Summary", Progress | None], None]
 
@@ -234,6 +235,8 @@ def execute(
                     raise Interrupted
                 if jobs and not checked:
                     asyncio.run(_check(target, summary))
+                if progress is not None:
+                    _plan_progress(progress, target, jobs, now, summary)
                 if jobs:
                     fetch(target, batches(jobs), run, now, summary, progress)
                 if flow == "daily":
@@ -250,6 +253,16 @@ def execute(
     if status == "ok" and summary.failed:
         status = "failed"
     return finish(wh, run, summary, started, status, error)
+
+
+def _plan_progress(
+    progress: Progress, target: Target, jobs: list[Job], now: datetime | None, summary: Summary
+) -> None:
+    """The estimate and the limiter's rate; requests and rows from the summary as batches merge into
+    it (the in-process fetcher follows its live client instead)."""
+    progress.plan(jobs, target.settings().limits.total, now)
+    base = summary.requests  # the reachability check's, if any: not the jobs'
+    progress.follow(lambda: (summary.requests - base, summary.rows.total()))
 
 
 async def _check(target: Target, summary: Summary) -> None:
@@ -403,6 +416,8 @@ class _Stop:
                 raise Interrupted
             gate = asyncio.Semaphore(CONCURRENCY)
             async with KiwoomClient(target.settings()) as client:
+                if progress is not None:  # read on the bar's timer: moves with each request sent
+                    progress.follow(lambda: (client.stats.requests, summary.rows.total()))
                 try:
                     async with asyncio.TaskGroup() as group:
                         for batch in work:
