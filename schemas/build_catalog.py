@@ -42,6 +42,7 @@ from schemas.repairs import (
     REALTIME_BROKEN_EXAMPLES,
     REQUEST_KEYS,
     UNREADABLE_EXAMPLES,
+    WRONG_LABELS,
 )
 from schemas.units import UNIT_OVERRIDES, UNIT_RULES
 
@@ -150,7 +151,7 @@ def _field_entry(
                 break
     entry: dict[str, Any] = {
         "name": name,
-        "label": raw.label,
+        "label": WRONG_LABELS.get((api_id, name), raw.label),
         "description": raw.description,
         "kind": kind.value,
         "kind_reason": reason,
@@ -515,7 +516,7 @@ def build(reference: Path) -> tuple[dict[str, Any], list[str]]:
     for (tr, _), _fixed in {**BROKEN_KEYS, **LIST_KEYS}.items():
         if tr not in trs:
             raise CatalogBuildError(f"repair for unknown TR {tr}")
-    for tr_id, name in (*KIND_OVERRIDES, *UNIT_OVERRIDES, *UNIT_RULES, *DECIMALS):
+    for tr_id, name in (*KIND_OVERRIDES, *UNIT_OVERRIDES, *UNIT_RULES, *DECIMALS, *WRONG_LABELS):
         if tr_id == "*":
             continue
         entry = trs.get(tr_id) or realtime.get(tr_id)

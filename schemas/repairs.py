@@ -23,7 +23,16 @@ __all__ = [
     "REQUEST_KEYS",
     "UNREADABLE_EXAMPLES",
     "WRONG_EXAMPLES",
+    "WRONG_LABELS",
 ]
+
+# (TR, field) -> the label the reference should print.  ka10060/ka10061 label the
+# investment-trust column 특신, a word KRX does not use: the same column is 투신 in
+# ka10059, and 투신 is one of ka10058/ka10063's request values for the investor kind.
+WRONG_LABELS: dict[tuple[str, str], str] = {
+    ("ka10060", "invrtt"): "투신",
+    ("ka10061", "invtrt"): "투신",
+}
 
 # (TR, key as printed) -> key on the wire.  Line wraps inside a table cell
 # split these keys; each fixed key must appear in the TR's response example.
