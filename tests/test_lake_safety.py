@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -37,6 +36,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _flow_procs import KWH, Proc, clean_env, start_sim, wait_http
+from _mounts import needs_mount, read_only_bind
 
 from simulator.server import free_port
 
@@ -378,20 +378,10 @@ def test_a_lake_this_user_cannot_write_answers_reads(stack: Stack, shared_dir: P
     assert not list((shared_dir / "tmp").glob("kwh-catalog-*")), "the temporary catalog copies are gone"
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("mount") is None, reason="needs root to mount")
+@needs_mount
 def test_a_lake_on_a_read_only_mount_answers_reads(stack: Stack) -> None:
-    lake = stack.copy("to-mount")
-    mnt = stack.tmp / "mounted"
-    mnt.mkdir()
-    if subprocess.run(["mount", "--bind", str(lake), str(mnt)], capture_output=True).returncode:
-        pytest.skip("bind mounts are not allowed here")
-    try:
-        subprocess.run(["mount", "-o", "remount,ro,bind", str(mnt)], check=True, capture_output=True)
-        with pytest.raises(OSError):
-            (mnt / "probe").touch()
+    with read_only_bind(stack.copy("to-mount"), stack.tmp / "mounted") as mnt:
         _read_only_checks(stack, mnt, [], stack.tmp, stack.env)
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
 
 
 # ----------------------------------------------------------------------------- 7. environment errors

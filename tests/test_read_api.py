@@ -5,13 +5,13 @@ from __future__ import annotations
 import gc
 import os
 import shutil
-import subprocess
 import tempfile
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
+from _mounts import needs_mount, read_only_bind
 
 import warehouse
 from flows.symbols import resolve_symbols
@@ -231,17 +231,8 @@ def test_a_catalog_in_a_folder_it_cannot_write_is_read_through_a_copy(tmp_path, 
     assert not any(c.exists() for c in copies), "the copy goes with the connection"
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("mount") is None, reason="needs root to mount")
+@needs_mount
 def test_a_lake_on_a_read_only_mount_can_be_read(tmp_path, lake: Path) -> None:
-    mnt = tmp_path / "ro"
-    mnt.mkdir()
-    if subprocess.run(["mount", "--bind", str(lake), str(mnt)], capture_output=True).returncode:
-        pytest.skip("bind mounts are not allowed here")
-    try:
-        subprocess.run(["mount", "-o", "remount,ro,bind", str(mnt)], check=True, capture_output=True)
-        with pytest.raises(OSError):
-            (mnt / "probe").touch()
+    with read_only_bind(lake, tmp_path / "ro") as mnt:
         out = warehouse.read("stock_bars_daily", ["005930"], columns=["date", "close"], warehouse=mnt)
         assert out["close"].to_list() == list(range(105, 115))
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
