@@ -36,7 +36,7 @@ from warehouse import progress as _progress
 from warehouse.commit import Commit, CommitResult, Part, Rows, WriteResult, prepare, results, transaction
 from warehouse.coverage import Span, options_key, spans_of
 from warehouse.datasets import Dataset, dataset
-from warehouse.lake import LakeConfig, open_lake, retry_transaction
+from warehouse.lake import LAKE, LakeConfig, open_lake, retry_transaction
 from warehouse.ledger import Run, replace_run, runs_frame
 from warehouse.migrate import migrate
 from warehouse.progress import Cursor, StreamGap, StreamPosition
@@ -171,6 +171,16 @@ class Warehouse:
         if rows.is_empty() and not spans and cursor is None:
             return WriteResult(ds.name, 0, 0, ())
         return self._apply(run, [Part.of(ds, rows, spans, cursor)], ()).writes[0]
+
+    @_locked
+    def snapshot(self, own: bool = False) -> int:
+        """The lake's newest snapshot id; ``own``: the last one this connection committed.
+
+        A writer that caches what it committed compares the two: a newer snapshot than its own
+        means another process committed since."""
+        fn = "last_committed_snapshot" if own else "current_snapshot"
+        row = self.con.execute(f"FROM {LAKE}.{fn}()").fetchone()
+        return int(row[0]) if row and row[0] is not None else -1
 
     # ------------------------------------------------------------------ progress
 

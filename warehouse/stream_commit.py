@@ -31,10 +31,12 @@ import polars as pl
 from schemas.errors import SchemaError
 from schemas.realtime_fast import decode_realtime
 from warehouse.commit import Commit, Rows
+from warehouse.datasets import dataset
 from warehouse.ledger import Run
 from warehouse.progress import StreamGap, StreamPosition
 from warehouse.store import Warehouse
 from warehouse.stream_datasets import SOURCE_COLUMNS, book_rows, trade_rows
+from warehouse.stream_keys import TRADES, TradeKeys
 from warehouse.ticklog import Position, Record, TickLog
 
 __all__ = ["GAP_TRNM", "Batch", "CommitterStats", "StreamCommitter", "gap_record"]
@@ -42,7 +44,7 @@ __all__ = ["GAP_TRNM", "Batch", "CommitterStats", "StreamCommitter", "gap_record
 log = logging.getLogger(__name__)
 GAP_TRNM = "KWH_GAP"
 _GAP_PREFIX = b'{"trnm":"KWH_GAP"'
-_DATASET = {"0B": ("stock_trades", trade_rows), "0D": ("stock_orderbook", book_rows)}
+_DATASET = {"0B": (TRADES, trade_rows), "0D": ("stock_orderbook", book_rows)}
 
 
 def gap_record(start_ns: int, end_ns: int | None, reason: str, symbols: Sequence[str]) -> bytes:
@@ -67,6 +69,8 @@ class CommitterStats:
     rejected: int = 0
     other: int = 0  # frames that are neither REAL nor gaps (kept in the log, not stored)
     duplicates: int = 0  # trades sent twice (same cumulative volume), stored once
+    replaced_trades: int = 0  # trades at or under a stored key of their symbol-day: put by keyed delete
+    key_reloads: int = 0  # times the stored trade keys were read again (another writer committed)
     last_commit_s: float = 0.0
     commit_lag_s: float = 0.0  # receive -> committed, of the newest record of the last commit
 
@@ -123,6 +127,7 @@ class StreamCommitter:
         first = next(iter(tick_log.read(self.position)), None)
         self.next_seq = first.seq if first else tick_log.next_seq  # the first record not committed
         self.rejects_path = Path(tick_log.folder) / "rejected.jsonl"
+        self.keys = TradeKeys(wh)  # which trades append, which replace their keys
 
     def pending(self, after: Position | None = None) -> bool:
         """Whether the log holds durable records after ``after`` (default: the committed position)."""
@@ -164,13 +169,25 @@ class StreamCommitter:
             raise RuntimeError(f"batch from {batch.start} applied at committed position {self.position}")
         started = time.perf_counter()
         after = batch.end
+        rows: list[Rows] = []
+        fresh, checked = None, 0
+        for r in batch.rows:  # tables first: creating one is a commit of its own
+            self.wh.ensure(dataset(r.dataset))
+        for r in batch.rows:
+            if r.dataset != TRADES:
+                rows.append(r)
+                continue
+            fresh, stale, checked = self.keys.split(r.frame)
+            rows += [Rows(TRADES, part, replace=part is stale) for part in (fresh, stale) if part.height]
         commit = Commit(
             self.run,
-            rows=batch.rows,
+            rows=rows,
             positions=[StreamPosition(self.stream, after.segment, after.offset)],
             gaps=batch.gaps,
         )
         result = self.wh.commit(commit)
+        if fresh is not None:
+            self.keys.committed(self.run, fresh, checked)
         self.position = after
         self.next_seq = batch.last_seq + 1
         self.log.release(self.position)
@@ -182,6 +199,8 @@ class StreamCommitter:
         s.other += batch.counts["other"]
         s.duplicates += batch.counts["duplicates"]
         s.rejected += batch.counts["rejected"]
+        s.replaced_trades += sum(r.frame.height for r in rows if r.dataset == TRADES and r.replace)
+        s.key_reloads = self.keys.reloads + self.keys.recommits
         for w in result.writes:
             s.rows[w.dataset] += w.rows
         s.last_commit_s = time.perf_counter() - started
@@ -205,13 +224,13 @@ class StreamCommitter:
                 continue
             name, build = _DATASET[code]
             built = build(frame)
-            if name == "stock_trades":
+            if name == TRADES:
                 unique = built.unique(subset=["symbol", "venue", "date", "cum_volume"], keep="last")
                 counts["duplicates"] += built.height - unique.height
                 built = unique
             # a book row's key holds its log record: new after the committed position, nothing to
-            # replace; a trade may come twice (the same cumulative volume), so trades replace
-            rows.append(Rows(name, built, coverage=None, replace=name == "stock_trades"))
+            # replace; a trade may come twice (the same cumulative volume): ``apply`` splits them
+            rows.append(Rows(name, built, coverage=None, replace=name == TRADES))
             counts["entries"] += frame.height
         return rows, gaps
 
