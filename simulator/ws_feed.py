@@ -199,11 +199,20 @@ class Feed:
         end = min(end, self.cursor + limit, (self.cursor // BLOCK + 1) * BLOCK)
         if end <= self.cursor:
             return [], {}
-        rendered = self._render_block(self.cursor // BLOCK)
+        block = self.cursor // BLOCK
+        rendered = self._render_block(block)
         a, b = self.cursor % BLOCK, end - self.cursor + self.cursor % BLOCK
         self.cursor = end
         key = self._key()
-        return rendered[key][a:b], {k: b - a for k in STREAMED if k in self.types}
+        counts = {k: b - a for k in STREAMED if k in self.types}
+        if not self.loops:
+            return rendered[key][a:b], counts
+        # load mode, the day again as if it went on: each pass adds the day's volume to FID 13,
+        # so every trade has a cumulative volume of its own (a trade's key), as in a real session
+        assert self._table is not None
+        offset = self.loops * int(self._table["cum_volume"][-1])
+        cut = self.cache.block(self.item, self.day, block, f"{key}#cut", lambda: cut_volume(rendered[key]))
+        return moved_volume(cut, a, b, offset), counts
 
     def _key(self) -> str:
         return ",".join(k for k in STREAMED if k in self.types)
@@ -230,3 +239,29 @@ def _render(table: pl.DataFrame, item: str, block: int, key: str) -> list[str]:
     # a trade, its best quotes and its book, as one string of several entries
     parts = pl.DataFrame({k: render(part, item, k) for k in kinds})
     return parts.select(pl.concat_str(kinds, separator=",")).to_series().to_list()
+
+
+_FID13 = '"13":"'  # cumulative volume, in 0B and in 0D
+
+
+def cut_volume(entries: list[str]) -> pl.DataFrame:
+    """Rendered entries cut around their FID 13 values: text columns ``t0..tn`` and the values ``v1..vn``."""
+    n = entries[0].count(_FID13) if entries else 0  # the same in every entry of a block
+    frame = pl.DataFrame({"e": entries}, schema={"e": pl.String}).select(
+        pl.col("e").str.splitn(_FID13, n + 1).struct.rename_fields([f"p{i}" for i in range(n + 1)]).alias("p")
+    )
+    frame = frame.unnest("p")
+    cols = {"t0": pl.col("p0")}
+    for i in range(1, frame.width):
+        part = pl.col(f"p{i}")
+        cols[f"v{i}"] = part.str.extract(r"^(\d+)", 1).cast(pl.Int64)
+        cols[f"t{i}"] = part.str.replace(r"^\d+", "")
+    return frame.select(**cols)
+
+
+def moved_volume(cut: pl.DataFrame, a: int, b: int, offset: int) -> list[str]:
+    """Rows ``a:b`` of ``cut_volume``'s frame put together again with ``offset`` added to FID 13."""
+    parts = [pl.col("t0")]
+    for i in range(1, (cut.width + 1) // 2):
+        parts += [pl.lit(_FID13), (pl.col(f"v{i}") + offset).cast(pl.String), pl.col(f"t{i}")]
+    return cut.slice(a, b - a).select(pl.concat_str(parts).alias("e")).to_series().to_list()
