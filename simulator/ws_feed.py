@@ -27,6 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any, TypeVar
 
 import polars as pl
 
@@ -38,6 +39,7 @@ from simulator.ws_wire import render
 
 __all__ = ["BLOCK", "Feed", "LoadPacer", "ReplayClock", "TickCache", "WsConfig"]
 
+_T = TypeVar("_T")
 BLOCK = 512  # trades rendered at a time per item
 STREAMED = ("0B", "0C", "0D")  # in this order within a trade
 _OPEN, _CLOSE = 9 * 3600, 15 * 3600 + 30 * 60
@@ -88,11 +90,12 @@ class TickCache:
     def __init__(self, market: Market, seed: int, size: int = 128, blocks: int = 128) -> None:
         self.market, self.seed, self.size, self.blocks = market, seed, size, blocks
         self._tables: OrderedDict[tuple[str, date], pl.DataFrame] = OrderedDict()
-        self._blocks: OrderedDict[tuple[str, date, int, str], list[str]] = OrderedDict()
+        self._blocks: OrderedDict[tuple[str, date, int, str], Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def block(self, item: str, day: date, block: int, key: str, build: Callable[[], list[str]]) -> list[str]:
-        """Rendered entries of one block, shared by connections (a load run renders a day once)."""
+    def block(self, item: str, day: date, block: int, key: str, build: Callable[[], _T]) -> _T:
+        """Rendered entries of one block (or what is made of them), shared by connections (a load
+        run renders a day once)."""
         k = (item, day, block, key)
         with self._lock:
             hit = self._blocks.get(k)
@@ -105,6 +108,10 @@ class TickCache:
             while len(self._blocks) > self.blocks:
                 self._blocks.popitem(last=False)
         return entries
+
+    def drop(self, item: str, day: date, block: int, key: str) -> None:
+        with self._lock:
+            self._blocks.pop((item, day, block, key), None)
 
     def get(self, code: str, day: date) -> pl.DataFrame:
         key = (code, day)
@@ -160,6 +167,7 @@ class Feed:
         self._secs: list[int] = []
         self._block = -1
         self._rendered: dict[str, list[str]] = {}
+        self._moved: tuple[int, str, int, list[str]] = (-1, "", 0, [])  # load mode: the block of this pass
         self.cursor = 0
         self._start = start  # trades at or before this are history: not streamed
 
@@ -200,19 +208,27 @@ class Feed:
         if end <= self.cursor:
             return [], {}
         block = self.cursor // BLOCK
-        rendered = self._render_block(block)
         a, b = self.cursor % BLOCK, end - self.cursor + self.cursor % BLOCK
         self.cursor = end
         key = self._key()
         counts = {k: b - a for k in STREAMED if k in self.types}
         if not self.loops:
-            return rendered[key][a:b], counts
+            return self._render_block(block)[key][a:b], counts
         # load mode, the day again as if it went on: each pass adds the day's volume to FID 13,
         # so every trade has a cumulative volume of its own (a trade's key), as in a real session
-        assert self._table is not None
-        offset = self.loops * int(self._table["cum_volume"][-1])
-        cut = self.cache.block(self.item, self.day, block, f"{key}#cut", lambda: cut_volume(rendered[key]))
-        return moved_volume(cut, a, b, offset), counts
+        if self._moved[:3] != (block, key, self.loops):
+            assert self._table is not None
+            offset = self.loops * int(self._table["cum_volume"][-1])
+            cut = self.cache.block(self.item, self.day, block, f"{key}#cut", lambda: self._cut(block, key))
+            self._moved = (block, key, self.loops, moved_volume(cut, offset))
+        return self._moved[3][a:b], counts
+
+    def _cut(self, block: int, key: str) -> pl.DataFrame:
+        """A block cut for later passes; its rendered entries leave the shared cache (only the cut is
+        used from the second pass on), so the cache holds one form of each block."""
+        cut = cut_volume(self._render_block(block)[key])
+        self.cache.drop(self.item, self.day, block, key)
+        return cut
 
     def _key(self) -> str:
         return ",".join(k for k in STREAMED if k in self.types)
@@ -245,23 +261,22 @@ _FID13 = '"13":"'  # cumulative volume, in 0B and in 0D
 
 
 def cut_volume(entries: list[str]) -> pl.DataFrame:
-    """Rendered entries cut around their FID 13 values: text columns ``t0..tn`` and the values ``v1..vn``."""
+    """Rendered entries cut at their FID 13 values: text ``t0``, then per FID 13 its value ``v<i>``
+    and the text after it ``t<i>`` (cut once per block; ``moved_volume`` puts them together)."""
     n = entries[0].count(_FID13) if entries else 0  # the same in every entry of a block
-    frame = pl.DataFrame({"e": entries}, schema={"e": pl.String}).select(
-        pl.col("e").str.splitn(_FID13, n + 1).struct.rename_fields([f"p{i}" for i in range(n + 1)]).alias("p")
-    )
-    frame = frame.unnest("p")
+    names = [f"p{i}" for i in range(n + 1)]
     cols = {"t0": pl.col("p0")}
-    for i in range(1, frame.width):
-        part = pl.col(f"p{i}")
-        cols[f"v{i}"] = part.str.extract(r"^(\d+)", 1).cast(pl.Int64)
-        cols[f"t{i}"] = part.str.replace(r"^\d+", "")
-    return frame.select(**cols)
+    for i, name in enumerate(names[1:], start=1):
+        cols[f"v{i}"] = pl.col(name).str.extract(r"^(\d+)", 1).cast(pl.Int64)
+        cols[f"t{i}"] = pl.col(name).str.replace(r"^\d+", "")
+    frame = pl.DataFrame({"e": entries}, schema={"e": pl.String})
+    split = pl.col("e").str.splitn(_FID13, n + 1).struct.rename_fields(names)
+    return frame.select(split.alias("p")).unnest("p").select(**cols)
 
 
-def moved_volume(cut: pl.DataFrame, a: int, b: int, offset: int) -> list[str]:
-    """Rows ``a:b`` of ``cut_volume``'s frame put together again with ``offset`` added to FID 13."""
+def moved_volume(cut: pl.DataFrame, offset: int) -> list[str]:
+    """``cut_volume``'s entries put together again with ``offset`` added to every FID 13 value."""
     parts = [pl.col("t0")]
     for i in range(1, (cut.width + 1) // 2):
         parts += [pl.lit(_FID13), (pl.col(f"v{i}") + offset).cast(pl.String), pl.col(f"t{i}")]
-    return cut.slice(a, b - a).select(pl.concat_str(parts).alias("e")).to_series().to_list()
+    return cut.select(pl.concat_str(parts)).to_series().to_list()
