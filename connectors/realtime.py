@@ -319,7 +319,8 @@ class RealtimeSession:
     async def _read(self, sock: WireSocket) -> None:
         try:
             while True:
-                data = await sock.recv()
+                # bytes: websockets would decode each frame to text, and the log wants bytes again
+                data = await sock.recv(decode=False)
                 await self._control(sock, data)
         except ConnectionClosed as exc:
             drop = Drop(closed_reason(exc, self._last_system))
@@ -355,7 +356,8 @@ class RealtimeSession:
                 return None
             await self._emit(data, now, trnm, len(entries))
         elif trnm == "PING":
-            await sock.send(data)  # unchanged: the same object, so the same bytes
+            # unchanged, as a text frame like the server's
+            await sock.send(data.decode() if isinstance(data, bytes) else data)
             self.stats.pings += 1
         elif trnm == "SYSTEM":
             self._system(msg)
