@@ -111,8 +111,8 @@ class StreamCommitter:
         run: Run,
         *,
         day: date | None = None,
-        max_records: int = 5_000,
-        max_bytes: int = 32 << 20,
+        max_records: int = 20_000,
+        max_bytes: int = 64 << 20,
     ) -> None:
         self.wh = wh
         self.log = tick_log

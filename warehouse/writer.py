@@ -68,8 +68,11 @@ def _has_duplicate(rows: pl.DataFrame, key: list[str]) -> bool:
 
 
 def sorted_arrow(ds: Dataset, rows: pl.DataFrame) -> pa.Table:
-    """The rows as Arrow, sorted by symbol and time (the order files are written in)."""
-    order = [c for c in (ds.symbol, ds.time) if c]
+    """The rows as Arrow, sorted by symbol and time (the order files are written in).
+
+    A stream's micro-batches go in as they come: they are small files of one day that the close
+    rewrites sorted (``Warehouse.sort_day``), so sorting each of them first is work thrown away."""
+    order = [c for c in (ds.symbol, ds.time) if c] if ds.style != "stream" else []
     # Arrow's string views are Polars' own strings: no copy of every text column (DuckDB reads them)
     newest = pl.CompatLevel.newest()
     return rows.sort(order).to_arrow(compat_level=newest) if order else rows.to_arrow(compat_level=newest)
