@@ -13,7 +13,7 @@ import itertools
 import json
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -150,8 +150,13 @@ def convert(
     frame: pl.DataFrame,
     fields: Sequence[Field],
     names: dict[str, str] | None = None,
+    *,
+    first_row: int = 0,
 ) -> pl.DataFrame:
-    """Convert an all-string frame column by column; ``names`` renames outputs."""
+    """Convert an all-string frame column by column; ``names`` renames outputs.
+
+    ``first_row`` is the frame's first row's number in the whole input, for errors.
+    """
     names = names or {}
     plans = []
     for f in fields:
@@ -169,7 +174,7 @@ def convert(
             if redo.get_column(f"__bad{j}").any():
                 row = redo.get_column(f"__bad{j}").arg_true()[0]
                 f = fields[i]
-                raise FieldValueError(api_id, f.name, f.kind.value, frame[f.name][row], row)
+                raise FieldValueError(api_id, f.name, f.kind.value, frame[f.name][row], first_row + row)
         result = result.with_columns(redo.drop([f"__bad{j}" for j in range(len(flagged))]))
     return result.drop([f"__bad{i}" for i in range(len(plans))])
 
@@ -281,7 +286,12 @@ def normalize_pages(api_id: str, pages: Iterable[bytes]) -> pl.DataFrame:
     """Raw response bodies (bytes, one per page) to one typed frame.
 
     The fast path for bulk data: pages are parsed by Polars' JSON reader
-    against the catalog's string schema and converted once, together.
+    against the catalog's string schema and converted a chunk of pages at a
+    time (about ``_CHUNK_BYTES`` of JSON), so the intermediate string frames
+    of only one chunk are held beside the typed result.  The result is the
+    typed chunks, not copied into one; errors are those of converting all
+    pages at once: the first broken page, else the first bad field in field
+    order at its first bad row.
     """
     tr = catalog().tr(api_id)
     main = tr.main
@@ -295,7 +305,6 @@ def normalize_pages(api_id: str, pages: Iterable[bytes]) -> pl.DataFrame:
         "return_msg": pl.String(),
         **{key: pl.List(pl.Struct({n: pl.String() for n in item_names})) for key in main.keys},
     }
-    renames = {f.wire: f.name for f in tr.row_fields() if f.wire}
     pages = iter(pages)
     first = next(pages, None)
     if first is None:
@@ -315,12 +324,57 @@ def normalize_pages(api_id: str, pages: Iterable[bytes]) -> pl.DataFrame:
         _check_return_code(api_id, df.item(0, "return_code"), df.item(0, "return_msg"), f"page {n}: ")
         return df
 
+    fields = tr.row_fields()
+    order = {f.name: i for i, f in enumerate(fields)}
+    typed: list[pl.DataFrame] = []
+    failure: FieldValueError | None = None
+    rows = 0
+    numbered = enumerate(itertools.chain([first], pages), start=1)
     # the JSON reader releases the GIL: two pages at a time on two cores
     with ThreadPoolExecutor(max_workers=_READERS) as pool:
-        frames = list(pool.map(read, enumerate(itertools.chain([first], pages), start=1)))
+        for chunk in _chunks(numbered, _CHUNK_BYTES):
+            strings = _item_rows(tr, pl.concat(pool.map(read, chunk), how="vertical"))
+            try:
+                part = convert(api_id, strings, fields, first_row=rows)
+            except FieldValueError as exc:
+                # keep reading: a broken later page, or an earlier field bad later, comes first
+                if failure is None or order[exc.field] < order[failure.field]:
+                    failure = exc
+                typed.clear()
+            else:
+                if failure is None:
+                    typed.append(part)
+            rows += strings.height
+            del strings
+    if failure is not None:
+        raise failure
+    return pl.concat(typed, how="vertical", rechunk=False)
+
+
+_CHUNK_BYTES = 8 << 20
+
+
+def _chunks(numbered: Iterable[tuple[int, bytes]], limit: int) -> Iterator[list[tuple[int, bytes]]]:
+    """Numbered pages in runs of about ``limit`` bytes (at least one page each)."""
+    chunk: list[tuple[int, bytes]] = []
+    size = 0
+    for item in numbered:
+        chunk.append(item)
+        size += len(item[1])
+        if size >= limit:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def _item_rows(tr: TR, bodies: pl.DataFrame) -> pl.DataFrame:
+    """Parsed bodies (a row per page) to the all-string frame of their items (a row per item)."""
+    main = tr.main
+    assert main is not None
+    renames = {f.wire: f.name for f in tr.row_fields() if f.wire}
     exploded = (
-        pl.concat(frames, how="vertical")
-        .drop("return_code", "return_msg")
+        bodies.drop("return_code", "return_msg")
         .with_columns(pl.coalesce(main.keys).alias(main.key))  # whichever spelling the page used
         .drop(main.aliases)
         .rename(renames)
@@ -329,4 +383,4 @@ def normalize_pages(api_id: str, pages: Iterable[bytes]) -> pl.DataFrame:
         .unnest(main.key)
     )
     frame = _coalesce_aliases(exploded, tr.row_fields())
-    return convert(api_id, frame.select(f.name for f in tr.row_fields()), tr.row_fields())
+    return frame.select(f.name for f in tr.row_fields())
