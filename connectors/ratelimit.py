@@ -1,10 +1,18 @@
 """Request pacing: one limiter per app key and host, shared by every task of the process.
 
-Each tier (all TRs together, one TR, a group of TRs) is a bucket that spaces
-requests evenly (a GCRA scheduler: no bursts beyond ``burst``, a small safety
-``margin`` under the nominal rate so that network jitter never puts one
-request too many into the server's one-second window). A request waits for a
-slot free in every tier it belongs to.
+Each tier (all TRs together, one TR, a group of TRs) is a calendar of booked
+send times that spaces requests evenly: at most ``burst`` requests in any
+``burst / rate`` seconds, a small safety ``margin`` under the nominal rate so
+that network jitter never puts one request too many into the server's
+one-second window. A request books the earliest time free in every tier it
+belongs to. Gaps stay usable: a request that must wait a second for its own
+TR's slot books the total tier a second ahead, and a request of another TR
+still takes the total's free slots before it (one TR's limit never starves
+the others; a multi-TR run fills the total budget).
+
+Per-TR limits: ``per_tr`` gives every TR its own tier at a known rate
+(``KIWOOM_PER_TR_RATE``); otherwise a TR gets one when the server first refuses
+it with 1700 (learned, as below).
 
 After a rejection the tier that the server named (1700 per TR, 1701 in total,
 1702 per group, HTTP 429 in total) slows to 80% of its current rate and
@@ -17,6 +25,7 @@ shared safely across event loops and threads; waiting is ``asyncio.sleep``.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -39,6 +48,7 @@ class RateLimits:
     margin: float = 0.03
     burst: int = 1
     floor: float = 0.2  # adaptive rates never fall below this fraction of their limit
+    per_tr: float | None = None  # every TR's own limit when known; None: learned from 1700 refusals
 
     @classmethod
     def for_host(cls, host: str, total: float | None = None, **kw: object) -> RateLimits:
@@ -56,17 +66,38 @@ class _Bucket:
         self.margin = limits.margin
         self.burst = max(1, limits.burst)
         self.floor = limit * limits.floor
-        self.tat = 0.0  # theoretical arrival time of the next request
+        self.slots: list[float] = []  # booked send times, sorted: the recent past and the future
 
     @property
     def interval(self) -> float:
         return 1.0 / (self.rate * (1.0 - self.margin))
 
-    def earliest(self, now: float) -> float:
-        return max(now, self.tat - (self.burst - 1) * self.interval)
+    @property
+    def window(self) -> float:
+        """At most ``burst`` requests in any window this long."""
+        return self.burst * self.interval
+
+    def forget(self, now: float) -> None:
+        """Drop bookings too old to constrain a request at ``now`` or later."""
+        old = bisect.bisect_left(self.slots, now - self.window)
+        if old:
+            del self.slots[:old]
+
+    def fits(self, at: float) -> bool:
+        """Whether a request at ``at`` keeps every window within ``burst`` requests."""
+        times = self.slots
+        k = bisect.bisect_left(times, at)
+        trial = [*times[max(0, k - self.burst) : k], at, *times[k : k + self.burst]]
+        lead = min(k, self.burst)  # trial[lead] is ``at``
+        width = self.window - 1e-9
+        return all(
+            trial[i + self.burst] - trial[i] >= width
+            for i in range(max(0, lead - self.burst), lead + 1)
+            if i + self.burst < len(trial)
+        )
 
     def take(self, at: float) -> None:
-        self.tat = max(self.tat, at) + self.interval
+        bisect.insort(self.slots, at)
 
     def rejected(self) -> None:
         self.ceiling = self.rate
@@ -76,6 +107,12 @@ class _Bucket:
         if self.rate < self.limit:
             step = FAST_RECOVERY if self.rate < 0.95 * self.ceiling else PROBE
             self.rate = min(self.limit, self.rate + step * self.limit)
+
+
+def _earliest(buckets: list[_Bucket], now: float) -> float:
+    """The first time at or after ``now`` free in every bucket: ``now`` or the end of a booking's window."""
+    ends = sorted({s + b.window for b in buckets for s in b.slots if s + b.window > now})
+    return next(at for at in (now, *ends) if all(b.fits(at) for b in buckets))
 
 
 class RateLimiter:
@@ -98,6 +135,8 @@ class RateLimiter:
         self.rejections = 0
 
     def _buckets(self, api_id: str) -> list[_Bucket]:
+        if self.limits.per_tr and api_id not in self._api:
+            self._api[api_id] = _Bucket(api_id, self.limits.per_tr, self.limits)
         out = [b for b, members in self._groups if api_id in members]
         if api_id in self._api:
             out.append(self._api[api_id])
@@ -112,7 +151,9 @@ class RateLimiter:
             buckets = self._buckets(api_id)
             if not buckets:
                 return now
-            at = max(b.earliest(now) for b in buckets)
+            for b in buckets:
+                b.forget(now)
+            at = _earliest(buckets, now)
             for b in buckets:
                 b.take(at)
             return at
@@ -131,10 +172,16 @@ class RateLimiter:
             self.rejections += 1
             if scope == "api" and self._total is not None:
                 # learn a per-TR limit the configuration did not know about
-                self._api.setdefault(api_id, _Bucket(api_id, self._total.limit, self.limits))
+                self._api.setdefault(
+                    api_id, _Bucket(api_id, self.limits.per_tr or self._total.limit, self.limits)
+                )
             targets: list[_Bucket | None] = [self._total]
-            if scope == "api" and api_id in self._api:
-                # the server's per-TR and total limits are not told apart reliably: slow both
+            if scope == "api" and self.limits.per_tr:
+                # the TR's own rate is known and kept: a 1700 then is the total's window (the server
+                # says 1700 for both), met by arrival jitter; the total recovers in a second
+                targets = [self._total]
+            elif scope == "api" and api_id in self._api:
+                # a learned per-TR limit and the total are not told apart reliably: slow both
                 targets = [self._api[api_id], self._total]
             elif scope == "group":
                 targets = [b for b, members in self._groups if api_id in members] or targets

@@ -7,6 +7,8 @@ Environment variables (arguments win over the environment, the environment over 
   or a base URL such as the simulator's ``http://127.0.0.1:8123``.
 - ``KIWOOM_BASE_URL``: a base URL; wins over ``KIWOOM_HOST``.
 - ``KIWOOM_RATE``: queries per second in total (default 5, paper trading 1).
+- ``KIWOOM_PER_TR_RATE``: queries per second of each TR on its own, when known (live: about 1);
+  unset, a TR's own limit is learned from the server's 1700 refusals.
 - ``KIWOOM_TOKEN_CACHE``: folder of the token cache (default ``~/.cache/kiwoom-warehouse``).
 """
 
@@ -109,12 +111,10 @@ class Settings:
             raise ConfigError(f"{' and '.join(missing)} must be set to talk to the {name} host {url}")
         # a simulator accepts any key; give it one so the token flow is the real one
         app, secret = app or "simulator-app-key", secret or "simulator-secret-key"
-        if rate is None and values.get("KIWOOM_RATE"):
-            try:
-                rate = float(values["KIWOOM_RATE"] or "")
-            except ValueError:
-                raise ConfigError(f"KIWOOM_RATE is not a number: {values['KIWOOM_RATE']!r}") from None
-        limits = RateLimits.for_host(name, total=rate)
+        if rate is None:
+            rate = _rate(values, "KIWOOM_RATE")
+        per_tr = _rate(values, "KIWOOM_PER_TR_RATE")
+        limits = RateLimits.for_host(name, total=rate, per_tr=per_tr or None)
         cache = values.get("KIWOOM_TOKEN_CACHE")
         kwargs: dict[str, object] = {"limits": limits}
         if cache:
@@ -127,6 +127,20 @@ class Settings:
             f"Settings(base_url={self.base_url!r}, host={self.host!r}, "
             f"app_key=<sha256:{self.app_key.fingerprint()}>, limits={self.limits!r})"
         )
+
+
+def _rate(values: Mapping[str, str | None], name: str) -> float | None:
+    """A rate from the environment: a number >= 0, or None when unset."""
+    text = (values.get(name) or "").strip()
+    if not text:
+        return None
+    try:
+        rate = float(text)
+    except ValueError:
+        raise ConfigError(f"{name} is not a number: {text!r}") from None
+    if not rate >= 0 or rate == float("inf"):
+        raise ConfigError(f"{name} must be a number of requests per second >= 0: {text!r}")
+    return rate
 
 
 def _resolve_host(base_url: str | None, host: str | None) -> tuple[str, str]:

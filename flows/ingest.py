@@ -2,15 +2,17 @@
 
 ``plan`` asks the warehouse's coverage what is missing for a dataset, symbols
 and window, and returns one ``Job`` per symbol and missing window. ``run_job``
-pages through the TR newest first with a date stop, normalizes, and writes
-(in chunks for long intraday histories, so an interrupted run resumes where
-it stopped). Nothing here knows Prefect.
+pages through the TR newest first with a date stop, normalizes, and hands
+each whole-day chunk (rows, coverage, cursor: a ``Rows``) to its ``write``: by
+default ``Warehouse.write`` at once, in a run the grouped writer off the fetch
+path (``flows.writes``). Long histories are written in chunks, so an
+interrupted run resumes where it stopped. Nothing here knows Prefect.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -22,13 +24,14 @@ from schemas import calendar as cal
 from schemas.catalog import catalog
 from schemas.columns import OPTION_VALUES, option_column, option_wire
 from schemas.normalize import normalize_pages
-from warehouse import Cursor, Run, Span, Warehouse, WarehouseError, dataset, options_key
+from warehouse import Cursor, Rows, Run, Span, Warehouse, WarehouseError, dataset, options_key
 from warehouse.datasets import Dataset
 from warehouse.tr_datasets import current_day
 
 __all__ = [
     "Job",
     "JobResult",
+    "Write",
     "complete_through",
     "current_day_only",
     "plan",
@@ -39,6 +42,9 @@ __all__ = [
 
 # A trading day's data is final this long after the close (the daily flow runs after it).
 DAY_FINAL_AT = time(18, 0)
+
+# where a job's chunks go: one ``Rows`` (whole days, their coverage and cursor) at a time
+Write = Callable[[Rows], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -196,8 +202,14 @@ async def run_job(
     run: Run,
     now: datetime | None = None,
     commit_pages: int = 40,
+    write: Write | None = None,
+    cursors: Mapping[tuple[str, str, str, str], Cursor] | None = None,
 ) -> JobResult:
     """Fetch one job's window and write it; long histories are committed every ``commit_pages`` pages.
+
+    ``write`` takes each chunk; by default it is written at once (``Warehouse.write``).
+    ``cursors``: the saved positions by (dataset, symbol, options, TR), kept by the caller's
+    writer (``flows.writes``); by default read from the warehouse.
 
     Pages come newest first. A chunk commit writes the days it holds completely
     (the oldest day on the pages so far may continue on the next page: its pages
@@ -208,6 +220,7 @@ async def run_job(
     """
     ds = dataset(job.dataset)
     now = now or datetime.now(cal.KST)
+    put = write or _direct(wh, run)
     body = ds.request(job.api_id, symbol=job.symbol, start=job.start, end=job.end, **job.options)
     opts = options_key(ds.option_values(job.api_id, body))
     key_symbol = (job.symbol or "") if ds.symbol else ""
@@ -223,14 +236,17 @@ async def run_job(
         result.pages = len(raws)
         rows = ds.rows(job.api_id, normalize_pages(job.api_id, raws), body, now)
         lo, hi = job.start, job.end if snapshot else min(job.end, final)
-        wh.write(ds.name, rows, run, coverage=[Span(key_symbol, opts, lo, hi)] if lo <= hi else [])
+        await put(Rows(ds.name, rows, coverage=[Span(key_symbol, opts, lo, hi)] if lo <= hi else []))
         result.rows, result.writes = rows.height, 1
         result.covered = (lo, hi) if lo <= hi else None
         return result
     if ds.style == "intraday":
-        return await _run_days(client, wh, job, run, now, result)
+        return await _run_days(client, job, now, result, put)
 
-    saved = wh.cursor(ds.name, key_symbol, opts, job.api_id)
+    if cursors is None:
+        saved = wh.cursor(ds.name, key_symbol, opts, job.api_id)
+    else:
+        saved = cursors.get((ds.name, key_symbol, opts, job.api_id))
     resume = saved.next_key if saved and saved.below == job.end + timedelta(days=1) else None
     oldest = oldest_row(job.api_id)
     pending: list[Page] = []
@@ -242,19 +258,19 @@ async def run_job(
         rows = ds.rows(job.api_id, normalize_pages(job.api_id, [p.raw for p in pages]), body, now)
         return rows.filter(_day(ds).is_between(job.start, job.end) & (_day(ds) < ceiling[0]))
 
-    def commit(rows: pl.DataFrame, lo: date, cursor: Cursor) -> None:
+    async def commit(rows: pl.DataFrame, lo: date, cursor: Cursor) -> None:
         hi = min(job.end, final)
         spans = [Span(key_symbol, opts, lo, hi)] if lo <= hi else []
-        wh.write(ds.name, rows, run, coverage=spans, cursor=cursor)
+        await put(Rows(ds.name, rows, coverage=spans, cursor=cursor))
         result.rows += rows.height
         result.writes += 1
         if spans:
             result.covered = (lo, hi)
 
-    def chunk() -> None:
+    async def chunk() -> None:
         rows = window_rows(pending)
         if rows.is_empty():  # every row newer than the window: nothing to keep but the way down
-            commit(
+            await commit(
                 rows,
                 job.end + timedelta(days=1),
                 Cursor(job.api_id, key_symbol, opts, pending[-1].next_key, job.end + timedelta(days=1)),
@@ -272,7 +288,7 @@ async def run_job(
             len(pending) - 1,
         )
         keep = pending[first_kept:]
-        commit(
+        await commit(
             rows.filter(day > partial),
             partial + timedelta(days=1),
             Cursor(job.api_id, key_symbol, opts, keep[0].key, partial + timedelta(days=1)),
@@ -287,7 +303,7 @@ async def run_job(
             pending.append(page)
             result.pages += 1
             if len(pending) >= commit_pages:
-                chunk()
+                await chunk()
 
     try:
         await fetch(resume)
@@ -296,12 +312,21 @@ async def run_job(
             raise
         pending.clear()  # the saved key is stale: start from the newest row
         await fetch(None)
-    commit(window_rows(pending), job.start, Cursor(job.api_id, key_symbol, opts, None))
+    await commit(window_rows(pending), job.start, Cursor(job.api_id, key_symbol, opts, None))
     return result
 
 
+def _direct(wh: Warehouse, run: Run) -> Write:
+    """Write each chunk at once, in its own transaction."""
+
+    async def write(rows: Rows) -> None:
+        wh.write(rows.dataset, rows.frame, run, coverage=rows.coverage, cursor=rows.cursor)
+
+    return write
+
+
 async def _run_days(
-    client: KiwoomClient, wh: Warehouse, job: Job, run: Run, now: datetime, result: JobResult
+    client: KiwoomClient, job: Job, now: datetime, result: JobResult, put: Write
 ) -> JobResult:
     """An intraday TR answers one day (its ``date``, else the current day) in full: one request
     (and its pages) per trading day, each day written and covered on its own, so a rerun resumes."""
@@ -318,7 +343,7 @@ async def _run_days(
         rows = ds.rows(job.api_id, normalize_pages(job.api_id, raws), body, now)
         hi = min(job.end if i == len(days) - 1 else day, final)
         spans = [Span(key_symbol, opts, lo, hi)] if lo <= hi else []
-        wh.write(ds.name, rows, run, coverage=spans)
+        await put(Rows(ds.name, rows, coverage=spans))
         result.rows += rows.height
         result.writes += 1
         if spans:

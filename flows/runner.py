@@ -4,8 +4,10 @@
 plan the jobs from coverage, check once that the host answers (a token request),
 fetch, heal (daily), and close the run in ``meta.runs`` with its summary. How the
 batches are fetched is the caller's: ``run_in_process`` (the command line's
-default) fetches them concurrently on one event loop with one client, and stops
-cleanly on Ctrl-C; ``flows.pipeline`` submits them as Prefect tasks. Nothing here
+default) fetches them concurrently on one event loop with one client, different
+TRs at once (``flows.schedule``), and stops cleanly on Ctrl-C; ``flows.pipeline``
+submits them as Prefect tasks. Either way the writes are grouped off the fetch
+path (``flows.writes``): a job counts as done when its rows are committed. Nothing here
 imports Prefect, so a run with nothing to fetch ends in about Python's start-up time.
 
 Each job of a batch runs whatever its neighbours did: a failure is recorded
@@ -18,6 +20,7 @@ wire, so retries and token replays are in them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import threading
@@ -36,6 +39,8 @@ from flows.ingest import Job, run_job
 from flows.lease import LeaseHeld, hold
 from flows.plans import plan_run
 from flows.progress import RunProgress
+from flows.schedule import batches, run_batches
+from flows.writes import Committer, Ticket, WriteFailed
 from schemas import calendar as cal
 from warehouse import LakeConfig, Run, Warehouse
 
@@ -44,13 +49,12 @@ __all__ = [
     "RunAborted",
     "Summary",
     "Target",
+    "batches",
     "execute",
     "fetch_batch",
     "run_in_process",
 ]
 
-BATCH_SYMBOLS = 10  # symbols per batch (a Prefect task each)
-CONCURRENCY = 4  # batches in flight at once in-process; the client's limiter paces them all
 CHECK_SECONDS = 5.0  # the reachability check gives up after this
 
 # the run's progress: planned with the jobs, called as (done, total, label) after each job
@@ -144,23 +148,38 @@ async def fetch_jobs(
     client: KiwoomClient,
     wh: Warehouse,
     jobs: Sequence[Job],
-    run: Run,
+    committer: Committer,
     now: datetime | None,
-    summary: Summary,
-    done: Callable[[Job], None] | None = None,
 ) -> None:
-    """Run each job; a failed one is named in ``summary.failed`` and the next one goes on."""
+    """Run each job, its chunks handed to ``committer``; a failed job is reported by the committer (see
+    ``settled``) and the next one goes on. Failures every job would meet raise ``RunAborted``."""
     for job in jobs:
+        ticket = Ticket(job)
         try:
-            result = await run_job(client, wh, job, run, now=now)
-            summary.rows[job.dataset] += result.rows
+            write = functools.partial(committer.put, ticket)
+            await run_job(client, wh, job, committer.run, now=now, write=write, cursors=committer.cursors)
         except (AuthError, ConnectionFailed) as exc:  # every other job would fail the same way
             raise RunAborted(f"{job.describe()}: {exc}") from exc
+        except WriteFailed:  # the commit's error is the ticket's already
+            committer.end(ticket)
         except Exception as exc:  # an unknown symbol, a malformed page: this job only
-            summary.failed.append(f"{job.describe()}: {exc}")
+            committer.end(ticket, exc)
+        else:
+            committer.end(ticket)
+
+
+def settled(summary: Summary, done: Callable[[Job], None] | None = None) -> Callable[[Ticket], None]:
+    """What a job's end does once its rows are committed: counted, and named in ``failed`` if it failed."""
+
+    def report(ticket: Ticket) -> None:
+        summary.rows[ticket.job.dataset] += ticket.rows
+        if ticket.error is not None:
+            summary.failed.append(f"{ticket.job.describe()}: {ticket.error}")
         summary.jobs += 1
         if done is not None:
-            done(job)
+            done(ticket.job)
+
+    return report
 
 
 def fetch_batch(target: Target, jobs: list[Job], run: Run, now: datetime | None = None) -> Summary:
@@ -168,9 +187,11 @@ def fetch_batch(target: Target, jobs: list[Job], run: Run, now: datetime | None 
     summary = Summary()
 
     async def go() -> None:
+        wh = target.lake()
         async with KiwoomClient(target.settings()) as client:
             try:
-                await fetch_jobs(client, target.lake(), jobs, run, now, summary)
+                async with Committer(wh, run, settled(summary)) as committer:
+                    await fetch_jobs(client, wh, jobs, committer, now)
             finally:
                 summary.add_stats(client.stats)
 
@@ -271,20 +292,6 @@ async def _check(target: Target, summary: Summary) -> None:
             await check_reachable(client)
         finally:
             summary.add_stats(client.stats)
-
-
-def batches(jobs: Sequence[Job], size: int = BATCH_SYMBOLS) -> list[list[Job]]:
-    """Jobs grouped by TR, ``size`` symbols a batch (a Prefect task each)."""
-    by_tr: dict[tuple[str, str], list[Job]] = {}
-    for job in jobs:
-        by_tr.setdefault((job.dataset, job.api_id), []).append(job)
-    out = []
-    for group in by_tr.values():
-        symbols = list(dict.fromkeys(j.symbol for j in group))
-        for i in range(0, len(symbols), size):
-            chunk = set(symbols[i : i + size])
-            out.append([j for j in group if j.symbol in chunk])
-    return out
 
 
 def heal(target: Target, wh: Warehouse, run: Run, summary: Summary, now: datetime | None) -> None:
@@ -406,22 +413,18 @@ class _Stop:
             if progress is not None:
                 progress(count[0], total, job.describe())
 
-        async def one(client: KiwoomClient, batch: list[Job], gate: asyncio.Semaphore) -> None:
-            async with gate:
-                await fetch_jobs(client, target.lake(), batch, run, now, summary, done)
-
         async def main() -> None:
             self._loop, self._task = asyncio.get_running_loop(), asyncio.current_task()
             if self.event.is_set():
                 raise Interrupted
-            gate = asyncio.Semaphore(CONCURRENCY)
+            wh = target.lake()
             async with KiwoomClient(target.settings()) as client:
                 if progress is not None:  # read on the bar's timer: moves with each request sent
                     progress.follow(lambda: (client.stats.requests, summary.rows.total()))
                 try:
-                    async with asyncio.TaskGroup() as group:
-                        for batch in work:
-                            group.create_task(one(client, batch, gate))
+                    # on the way out (the end, Ctrl-C, an abort) the queued chunks are committed
+                    async with Committer(wh, run, settled(summary, done)) as committer:
+                        await run_batches(work, lambda batch: fetch_jobs(client, wh, batch, committer, now))
                 finally:
                     summary.add_stats(client.stats)
 
