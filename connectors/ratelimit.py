@@ -177,8 +177,9 @@ class RateLimiter:
                 )
             targets: list[_Bucket | None] = [self._total]
             if scope == "api" and self.limits.per_tr:
-                # the TR's own rate is known and kept: a 1700 then is the total's window (the server
-                # says 1700 for both), met by arrival jitter; the total recovers in a second
+                # the TR's own rate is the configuration's and stays: the server says 1700 for the
+                # TR's limit and the total's alike, so it slows the total, which recovers in a second
+                # (slowing the TR instead costs more: 0.05/s back per success of that TR alone)
                 targets = [self._total]
             elif scope == "api" and api_id in self._api:
                 # a learned per-TR limit and the total are not told apart reliably: slow both

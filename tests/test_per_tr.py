@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from connectors import ConfigError, Settings
+from connectors.ratelimit import RateLimiter, RateLimits
 from simulator.server import free_port
 from simulator.universe import Universe
 
@@ -28,6 +30,42 @@ DATASETS = "stock_bars_daily,stock_bars_weekly,stock_bars_monthly,stock_program_
 SYMBOLS = ",".join(s.code for s in Universe.default(STOCKS, SEED).stocks[:22])  # 5 x 22 = 110 requests
 WINDOW = ["--start", "2025-12-01", "--end", "2025-12-05"]
 STARTUP = 60.0
+
+
+class FakeClock:
+    t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_a_request_waiting_for_its_tr_never_holds_back_the_other_trs():
+    clock = FakeClock()
+    limiter = RateLimiter(RateLimits(total=5.0, per_tr=1.0, margin=0.0), clock=clock)
+    # three requests of one TR: a second apart (its own limit)
+    assert [limiter.reserve("ka10081") for _ in range(3)] == pytest.approx([0.0, 1.0, 2.0])
+    # other TRs take the total's free slots in between, not after the booked ka10081 ones
+    assert [limiter.reserve(tr) for tr in ("ka10082", "ka10083", "ka90013", "ka10014")] == pytest.approx(
+        [0.2, 0.4, 0.6, 0.8]
+    )
+    assert limiter.reserve("ka10082") == pytest.approx(1.2)  # its own second, the total's next free
+    # five TRs at once fill the total: 5 a second
+    clock.t = 10.0
+    booked = sorted(limiter.reserve(tr) for _ in range(4) for tr in ("a", "b", "c", "d", "e"))
+    assert booked == pytest.approx([10.0 + 0.2 * i for i in range(20)])
+    # a refusal with a known per-TR rate slows the total, never the TR's configured rate
+    limiter.rejected("ka10081", "api")
+    assert limiter.rates()["ka10081"] == pytest.approx(1.0) and limiter.rates()["total"] < 5.0
+
+
+def test_the_per_tr_rate_comes_from_the_environment():
+    env = {"KIWOOM_PER_TR_RATE": "1"}
+    assert Settings.load(base_url="http://x", env=env, env_file=None).limits.per_tr == 1.0
+    assert Settings.load(base_url="http://x", env={}, env_file=None).limits.per_tr is None  # learned
+    with pytest.raises(ConfigError, match="KIWOOM_PER_TR_RATE"):
+        Settings.load(base_url="http://x", env={"KIWOOM_PER_TR_RATE": "fast"}, env_file=None)
+    with pytest.raises(ConfigError, match="KIWOOM_PER_TR_RATE"):
+        Settings.load(base_url="http://x", env={"KIWOOM_PER_TR_RATE": "-1"}, env_file=None)
 
 
 @pytest.fixture(scope="module")
