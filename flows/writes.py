@@ -215,21 +215,24 @@ class Committer:
 def merged(parts: Sequence[Rows], cursors: Mapping[CursorKey, Cursor]) -> list[Rows]:
     """The same commit in fewer statements: what a commit costs is its statements, not its rows.
 
-    A cursor removal with no saved cursor is a no-op and goes (``cursors`` is what the lake
-    holds); the parts of a dataset without a cursor become one (rows concatenated, spans
+    A cursor removal with no saved cursor (in the lake, ``cursors``, nor set by an earlier
+    part) is a no-op and goes; the parts of a dataset without a cursor become one (rows concatenated, spans
     together). Parts with a cursor stay as they are, in their order. The keys of different
     parts never overlap (other symbols or other days), so the rows left are the same.
     """
     out: list[Rows] = []
     plain: dict[str, list[Rows]] = {}
+    saved = set(cursors)  # the keys with a cursor once the parts so far are applied
     for part in parts:
         c = part.cursor
-        if (
-            c is not None
-            and c.next_key is None
-            and (part.dataset, c.symbol, c.options, c.api_id) not in cursors
-        ):
-            part = dataclasses.replace(part, cursor=None)
+        if c is not None:
+            key = (part.dataset, c.symbol, c.options, c.api_id)
+            if c.next_key is not None:
+                saved.add(key)
+            elif key in saved:
+                saved.discard(key)
+            else:
+                part = dataclasses.replace(part, cursor=None)
         if part.cursor is None and part.replace and part.coverage is not None:
             plain.setdefault(part.dataset, []).append(part)
         else:
@@ -242,7 +245,3 @@ def merged(parts: Sequence[Rows], cursors: Mapping[CursorKey, Cursor]) -> list[R
         spans = [s for p in group for s in p.coverage or ()]
         out.append(Rows(name, pl.concat(frames, how="diagonal_relaxed"), coverage=spans))
     return out
-
-
-def _key(c: Cursor) -> tuple[str, str, str]:
-    return c.symbol, c.options, c.api_id

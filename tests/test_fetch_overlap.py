@@ -126,3 +126,36 @@ def test_batches_interleave_the_trs_and_every_tr_is_in_flight_at_once():
     # the first free slots go to TRs with nothing in flight: all five at once, never one TR alone
     assert max(len(s) for s in most) == 5
     assert all(len(s) >= min(5, i + 1) for i, s in enumerate(most[:5]))
+
+
+def test_merged_drops_only_no_op_cursor_removals_and_keeps_cursor_order():
+    from datetime import date
+
+    import polars as pl
+
+    from flows.writes import merged
+    from warehouse import Cursor, Rows, Span
+
+    def part(symbol: str, key: str | None = "x", cursor: bool = True) -> Rows:
+        frame = pl.DataFrame({"symbol": [symbol], "date": [date(2025, 1, 2)], "close": [1]})
+        c = Cursor("ka10081", symbol, "", key, date(2025, 1, 3)) if cursor else None
+        return Rows(
+            "stock_bars_daily",
+            frame,
+            coverage=[Span(symbol, "", date(2025, 1, 2), date(2025, 1, 2))],
+            cursor=c,
+        )
+
+    saved = {("stock_bars_daily", "B", "", "ka10081"): Cursor("ka10081", "B", "", "k", None)}
+    parts = [part("A", "k1"), part("A", None), part("B", None), part("C", None), part("D", cursor=False)]
+    out = merged(parts, saved)
+    # A set then removed in the same commit: both kept, in order; B removes a saved cursor: kept
+    assert [(p.cursor.symbol, p.cursor.next_key) for p in out if p.cursor] == [
+        ("A", "k1"),
+        ("A", None),
+        ("B", None),
+    ]
+    # C's removal is a no-op (nothing saved): it joins D's part, one frame with both spans
+    plain = [p for p in out if p.cursor is None]
+    assert len(plain) == 1 and sorted(plain[0].frame["symbol"]) == ["C", "D"]
+    assert sorted(s.symbol for s in plain[0].coverage or ()) == ["C", "D"]
