@@ -5,7 +5,8 @@
 
 The simulator runs in its own process (``WsConfig(mode="load")``: the 2025-12-29
 ticks of ``--items`` stocks as 0B+0D entries, ``--per-frame`` trades a REAL frame,
-over and over); a second one paces the same feed at ``--rate`` entries a second
+over and over, each pass adding the day's volume to the cumulative volume so that no trade
+key repeats); a second one paces the same feed at ``--rate`` entries a second
 (``WsConfig.load_rate``). Every measurement runs in a fresh child process, so the
 worker shares its interpreter with neither the simulator nor this script. Each
 run measures, after ``--warmup`` seconds:
@@ -17,7 +18,7 @@ run measures, after ``--warmup`` seconds:
    and into committed rows (the committer's counters, sampled every second);
 4. parse floors: the committer's decoder (``decode_realtime``, the stored fields) and
    ``normalize_realtime`` (every field) alone on the first ``--profile-records`` log
-   records of run 2, in the committer's batches (5,000 records, 32 MB); and the
+   records of run 2, in the committer's batches (its ``max_records``/``max_bytes``); and the
    committer alone (``StreamCommitter.drain`` over the same records into a fresh lake,
    no socket), timed per phase: decode, the log_seq/received join, row building,
    ``Warehouse.commit``, the rest (log reading, dedup);
@@ -60,8 +61,8 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 DAY = date(2025, 12, 29)
 TYPES = ["0B", "0D"]
-BATCH = 5_000  # StreamCommitter's max_records
-MAX_BYTES = 32 << 20  # and its max_bytes
+BATCH = 20_000  # StreamCommitter's max_records
+MAX_BYTES = 64 << 20  # and its max_bytes
 
 # --------------------------------------------------------------------------- helpers (child side)
 
@@ -213,7 +214,7 @@ def committer_alone(log_dir: str, lake: str, records: int) -> dict[str, Any]:
         if len(recs) >= records:
             break
     stop = recs[-1].next
-    # the committer's batches: up to 5,000 records and 32 MB of frames
+    # the committer's batches: up to BATCH records and MAX_BYTES of frames
     batches, size = [[]], 0  # type: ignore[var-annotated]
     for rec in recs:
         if len(batches[-1]) >= BATCH or size >= MAX_BYTES:
@@ -275,8 +276,8 @@ def committer_alone(log_dir: str, lake: str, records: int) -> dict[str, Any]:
     }
     inside = {
         "prepare (conform, sort, to Arrow)": s["commit: prepare"],
-        "DELETE of the batch's keys": s["commit: delete keys"],
-        "INSERT (Parquet file)": s["commit: delete+insert"] - s["commit: delete keys"],
+        "keyed DELETE (trades at or under a stored key only)": s.get("commit: delete keys", 0.0),
+        "INSERT (Parquet file)": s["commit: delete+insert"] - s.get("commit: delete keys", 0.0),
         "ledger, position, catalog COMMIT": s["commit"] - s["commit: prepare"] - s["commit: delete+insert"],
     }
     return {
@@ -602,7 +603,8 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]], long_run: dict[
         "",
         f"The committer alone over the first {args.profile_records:,} log records "
         f"({m('alone', 'entries'):,.0f} entries, {m('alone', 'payload_mb'):,.0f} MB of frames), "
-        f"{m('alone', 'commits'):.0f} commits of up to 5,000 records or 32 MB; median seconds per phase:",
+        f"{m('alone', 'commits'):.0f} commits of up to {BATCH:,} records or {MAX_BYTES >> 20} MB; median "
+        "seconds per phase:",
         "",
         "| phase | s | share | us per entry |",
         "|---|---|---|---|",

@@ -51,12 +51,13 @@ def commit_split(
     wh: Warehouse, keys: TradeKeys, run: Run, frame: pl.DataFrame, between=None
 ) -> tuple[int, int]:
     """What the stream committer does with a batch of trades; (appended, replaced by key)."""
-    fresh, stale, checked = keys.split(frame)
+    keys.check()
+    fresh, stale = keys.split(frame)
     if between is not None:
         between()
     parts = [Rows(TRADES, p, replace=p is stale) for p in (fresh, stale) if p.height]
     wh.commit(Commit(run, rows=parts))
-    keys.committed(run, fresh, checked)
+    keys.committed(run, fresh)
     return fresh.height, stale.height
 
 
@@ -122,6 +123,21 @@ def test_another_writer_between_the_split_and_the_commit_is_repaired(lake, tmp_p
     # and the next batch reads the keys again before trusting them
     assert commit_split(lake, keys, run, trades("005930", [40, 50])) == (1, 1)
     assert stored(lake)["cum_volume"].to_list() == [10, 20, 30, 40, 50]
+
+
+def test_check_says_whether_anyone_else_committed(lake, tmp_path):
+    keys, run = TradeKeys(lake), Run.new("stream")
+    assert not keys.check()  # nothing known yet
+    keys.committed(run, None)  # as if this committer had committed nothing, but a snapshot of its own
+    assert not keys.check()  # the snapshot did not move: no commit of ours was the last one
+    lake.commit(Commit(run, rows=[Rows(TRADES, trades("005930", [1]), replace=False)]))
+    keys.committed(run, trades("005930", [1]))
+    assert keys.check()  # ours was the last commit
+    with Warehouse(warehouse=tmp_path / "lake") as other:
+        other.commit(
+            Commit(Run.new("daily"), rows=[Rows(TRADES, trades("005930", [2], "heal"), replace=False)])
+        )
+    assert not keys.check()
 
 
 def test_symbols_and_days_are_kept_apart(lake):

@@ -20,7 +20,9 @@ lock around them, because one DuckDB connection is not safe for concurrent use.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, timedelta
@@ -172,14 +174,19 @@ class Warehouse:
             return WriteResult(ds.name, 0, 0, ())
         return self._apply(run, [Part.of(ds, rows, spans, cursor)], ()).writes[0]
 
-    @_locked
-    def snapshot(self, own: bool = False) -> int:
-        """The lake's newest snapshot id; ``own``: the last one this connection committed.
+    def snapshot(self) -> int:
+        """The lake's newest snapshot id (one more per commit, whoever commits).
 
-        A writer that caches what it committed compares the two: a newer snapshot than its own
-        means another process committed since."""
-        fn = "last_committed_snapshot" if own else "current_snapshot"
-        row = self.con.execute(f"FROM {LAKE}.{fn}()").fetchone()
+        A writer that caches what it committed compares it before and after its own commit: any
+        other step means another process committed. With a SQLite catalog it is read from the
+        catalog file directly (a fraction of a millisecond, against ~10 ms through DuckLake)."""
+        path = self.config.sqlite_path()
+        if path is not None:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as db:
+                row = db.execute("SELECT max(snapshot_id) FROM ducklake_snapshot").fetchone()
+        else:
+            with self._lock:
+                row = self.con.execute(f"FROM {LAKE}.current_snapshot()").fetchone()
         return int(row[0]) if row and row[0] is not None else -1
 
     # ------------------------------------------------------------------ progress

@@ -170,24 +170,24 @@ class StreamCommitter:
         started = time.perf_counter()
         after = batch.end
         rows: list[Rows] = []
-        fresh, checked = None, 0
+        fresh = None
         for r in batch.rows:  # tables first: creating one is a commit of its own
             self.wh.ensure(dataset(r.dataset))
+        trusted = self.keys.check()  # nobody else committed since our last commit
         for r in batch.rows:
             if r.dataset != TRADES:
                 rows.append(r)
                 continue
-            fresh, stale, checked = self.keys.split(r.frame)
+            fresh, stale = self.keys.split(r.frame)
             rows += [Rows(TRADES, part, replace=part is stale) for part in (fresh, stale) if part.height]
         commit = Commit(
             self.run,
             rows=rows,
-            positions=[StreamPosition(self.stream, after.segment, after.offset)],
+            positions=[StreamPosition(self.stream, after.segment, after.offset, verified=trusted)],
             gaps=batch.gaps,
         )
         result = self.wh.commit(commit)
-        if fresh is not None:
-            self.keys.committed(self.run, fresh, checked)
+        self.keys.committed(self.run, fresh)
         self.position = after
         self.next_seq = batch.last_seq + 1
         self.log.release(self.position)

@@ -1,23 +1,25 @@
-"""Which streamed trades are new: appended without a delete, the rest replaced by key.
+"""What a stream committer may take for granted between its commits, and which trades are new.
 
-A trade's key is (symbol, venue, date, cumulative volume), and every trade raises
-its symbol's cumulative volume. The stream committer commits log records after
-its committed position only, so almost every trade it commits carries a key the
-table has never held: anything above the highest cumulative volume stored for
-its symbol, venue and day. Those are appended; only the rest (a trade the
-server sent again, or one the heal stored first) go through the keyed delete,
-whose cost grows with the day's rows.
+The stream committer commits log records after its committed position only, so it
+could skip two look-ups a commit if nothing else wrote to the lake meanwhile: the
+check that its log position is the one stored (``record_position``), and the
+keyed delete of its trades. A trade's key is (symbol, venue, date, cumulative
+volume), and every trade raises its symbol's cumulative volume: a trade above the
+highest stored for its symbol, venue and day cannot be in the table, and is
+appended; only the rest (a trade the server sent again, or one the heal stored
+first) go through the keyed delete, whose cost grows with the day's rows.
 
 ``TradeKeys`` keeps that highest cumulative volume per (symbol, venue, date) for
-the days it has seen, read from the lake once per day and then advanced by
-what it commits. It is only trusted while no other process has committed:
+the days it has seen, read from the lake once per day and then advanced by what
+it commits; both it and the position are trusted only while no other process has
+committed:
 
-- before a commit, the lake's newest snapshot is compared with the one this
-  connection committed last; if another writer (the heal, a backfill) committed
-  since, the highs are read again;
-- after a commit, if another writer committed between that check and the commit
-  (the commit's snapshot is not the next one), the appended trades are committed
-  once more with their keys replaced, which leaves each of them stored once.
+- ``check`` before a commit compares the lake's newest snapshot with the one this
+  committer's last commit made; if another writer (the heal, a backfill, a second
+  worker) committed since, the highs are read again and the position is looked up;
+- ``committed`` after it: if the commit's snapshot is not the next one (another
+  writer committed between the check and the commit), the appended trades are
+  committed once more with their keys replaced, which leaves each of them stored once.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from warehouse.commit import Commit, Rows
 from warehouse.ledger import Run
 from warehouse.store import Warehouse
 
-__all__ = ["TradeKeys"]
+__all__ = ["TRADES", "TradeKeys"]
 
 TRADES = "stock_trades"
 _KEY = ["symbol", "venue", "date"]
@@ -38,46 +40,50 @@ _HIGHS = {"symbol": pl.String, "venue": pl.String, "date": pl.Date, "_stored_hig
 
 
 class TradeKeys:
-    """The highest committed cumulative volume per symbol, venue and day, for splitting trades."""
+    """The highest committed cumulative volume per symbol, venue and day, and whether it is current."""
 
     def __init__(self, wh: Warehouse) -> None:
         self.wh = wh
         self.highs = pl.DataFrame(schema=_HIGHS)
         self.days: set[date] = set()
-        self.seen: int | None = None  # the snapshot the highs are true at (None: read them again)
+        self.own: int | None = None  # the snapshot this committer's last commit made, if nobody came after
+        self.checked = -1  # the snapshot ``check`` saw
         self.reloads = 0
         self.recommits = 0
 
-    def split(self, trades: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-        """(trades above every stored key of their symbol-day: append; the rest: replace by key;
-        the snapshot the split is true at, for ``commit``)."""
-        now = self.wh.snapshot()
-        if now != self.seen:
-            self.highs, self.days, self.seen = self.highs.clear(), set(), now
-            self.reloads += 1
+    def check(self) -> bool:
+        """Before a commit: whether the lake is as this committer's last commit left it. If not, what
+        was known of the stored keys is dropped (read again as needed)."""
+        self.checked = self.wh.snapshot()
+        if self.checked == self.own:
+            return True
+        self.highs, self.days = self.highs.clear(), set()
+        self.reloads += 1
+        return False
+
+    def split(self, trades: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(trades above every stored key of their symbol-day: append; the rest: replace by key)."""
         self._load(set(trades["date"].unique().to_list()) - self.days)
         above = trades.join(self.highs, on=_KEY, how="left", nulls_equal=True, maintain_order="left")
-        fresh = pl.col("_stored_high").is_null() | (pl.col("cum_volume") > pl.col("_stored_high"))
-        return above.filter(fresh).drop("_stored_high"), above.filter(~fresh).drop("_stored_high"), now
+        high = pl.col("_stored_high")
+        fresh = high.is_null() | (pl.col("cum_volume") > high)
+        return above.filter(fresh).drop("_stored_high"), above.filter(~fresh).drop("_stored_high")
 
-    def committed(self, run: Run, fresh: pl.DataFrame, checked: int) -> None:
-        """After the commit of ``fresh`` (appended) whose check saw snapshot ``checked``: advance the
-        highs, or, if another writer committed in between, commit ``fresh`` again replacing its keys."""
-        own = self.wh.snapshot(own=True)
-        if own != checked + 1 and fresh.height:
-            self.recommits += 1
-            self.wh.commit(Commit(run, rows=[Rows(TRADES, fresh, replace=True)]))
-            self.seen = None  # read again before the next split
+    def committed(self, run: Run, fresh: pl.DataFrame | None) -> None:
+        """After the commit that followed ``check`` and appended ``fresh``: advance the highs, or,
+        if another writer committed in between, commit ``fresh`` again replacing its keys."""
+        after = self.wh.snapshot()
+        if after != self.checked + 1:
+            self.own = None  # check again before the next commit
+            if fresh is not None and fresh.height:
+                self.recommits += 1
+                self.wh.commit(Commit(run, rows=[Rows(TRADES, fresh, replace=True)]))
             return
-        self.seen = own
-        if fresh.height:
+        self.own = after
+        if fresh is not None and fresh.height:
             top = fresh.group_by(_KEY).agg(pl.col("cum_volume").max().alias("_stored_high"))
-            self.highs = (
-                pl.concat([self.highs, top], how="vertical")
-                .group_by(_KEY)
-                .agg(pl.col("_stored_high").max())
-                .select(list(_HIGHS))
-            )
+            merged = pl.concat([self.highs, top], how="vertical")
+            self.highs = merged.group_by(_KEY).agg(pl.col("_stored_high").max()).select(list(_HIGHS))
 
     def _load(self, days: set[date]) -> None:
         if not days:
