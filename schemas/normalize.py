@@ -111,23 +111,24 @@ def _field_exprs(f: Field, src: str, out: str) -> tuple[list[pl.Expr], pl.Expr]:
 
     mag = digits.str.to_integer(base=10, strict=False)
     bad = present & (mag.is_null() | ((s.str.len_bytes() - digits.str.len_bytes()) > 2))
-    return _integer_outputs(kind, out, s, mag, pl.when(negative).then(-mag).otherwise(mag), bad)
+    signed = pl.when(negative).then(-mag).otherwise(mag)
+    return _integer_outputs(kind, out, mag, signed, bad, _direction(s, mag.is_not_null()))
 
 
 def _integer_outputs(
-    kind: Kind, out: str, s: pl.Expr, mag: pl.Expr, signed: pl.Expr, bad: pl.Expr
+    kind: Kind, out: str, mag: pl.Expr, signed: pl.Expr, bad: pl.Expr, direction: pl.Expr
 ) -> tuple[list[pl.Expr], pl.Expr]:
     if kind == Kind.QTY:
         return [signed.alias(out)], bad | (signed < 0)
     if kind in (Kind.SIGNED, Kind.AMOUNT):
         return [signed.alias(out)], bad
     if kind == Kind.PRICE:
-        return [mag.alias(out), _direction(s, mag.is_not_null()).alias(f"{out}_dir")], bad
+        return [mag.alias(out), direction.alias(f"{out}_dir")], bad
     if kind == Kind.INDEX:
         level = (mag / 100).round(2)  # Polars divides by a constant as x * 0.01: 90317 -> 903.1700000000001
-        return [level.alias(out), _direction(s, mag.is_not_null()).alias(f"{out}_dir")], bad
+        return [level.alias(out), direction.alias(f"{out}_dir")], bad
     if kind == Kind.SIDE_QTY:
-        return [mag.alias(out), _direction(s, mag.is_not_null()).alias(f"{out}_side")], bad
+        return [mag.alias(out), direction.alias(f"{out}_side")], bad
     raise AssertionError(f"unhandled kind {kind}")
 
 
@@ -142,7 +143,10 @@ def _fast_exprs(f: Field, src: str, out: str) -> tuple[list[pl.Expr], pl.Expr] |
     raw = pl.col(src)
     signed = raw.str.to_integer(base=10, strict=False)
     flag = signed.is_null() & raw.is_not_null() & (raw.str.len_bytes() > 0)
-    return _integer_outputs(f.kind, out, raw, signed.abs(), signed, flag)
+    # what is not flagged has at most one sign and it leads: "+5" 1, "-0" -1, "5" 0, "" null
+    marker = raw.str.starts_with("+").cast(pl.Int8) - raw.str.starts_with("-").cast(pl.Int8)
+    direction = pl.when(signed.is_not_null()).then(marker)
+    return _integer_outputs(f.kind, out, signed.abs(), signed, flag, direction)
 
 
 def convert(
@@ -378,8 +382,7 @@ def _item_rows(tr: TR, bodies: pl.DataFrame) -> pl.DataFrame:
         .with_columns(pl.coalesce(main.keys).alias(main.key))  # whichever spelling the page used
         .drop(main.aliases)
         .rename(renames)
-        .filter(pl.col(main.key).list.len() > 0)
-        .explode(main.key)
+        .explode(main.key, empty_as_null=False, keep_nulls=False)  # empty or missing lists: no rows
         .unnest(main.key)
     )
     frame = _coalesce_aliases(exploded, tr.row_fields())
