@@ -12,6 +12,7 @@ import polars as pl
 
 from warehouse.datasets import BAR_DATASETS, dataset
 from warehouse.lake import LAKE, WarehouseError, retry_transaction
+from warehouse.progress import prune_positions
 from warehouse.tables import atomic, now
 
 __all__ = ["Partition", "closed_partitions", "compact", "file_count", "sort_closed", "sort_day", "sort_rows"]
@@ -49,6 +50,7 @@ def compact(
     sorting = sort_closed(con, bar_targets(), dry_run)
     rewritten = merged = 0
     if not dry_run:
+        prune_positions(con)  # a stream appends its position with each commit: keep the newest
         rewritten = count(f"CALL ducklake_rewrite_data_files('{LAKE}')")
         merged = count(f"CALL ducklake_merge_adjacent_files('{LAKE}')")
     expired = count(f"CALL ducklake_expire_snapshots('{LAKE}', older_than => ?{flag})", cutoff)

@@ -29,6 +29,7 @@ __all__ = [
     "StreamGap",
     "StreamPosition",
     "mark_healed",
+    "prune_positions",
     "read_cursor",
     "record_cursor",
     "record_gaps",
@@ -103,7 +104,13 @@ def record_position(con: duckdb.DuckDBPyConnection, position: StreamPosition, ru
     """Move ``position.stream``'s committed position to ``position``; refuse to move it backwards.
 
     A position behind the stored one means a second committer is replaying records
-    already committed: the transaction fails (and nothing of it is written).
+    already committed: the transaction fails (and nothing of it is written). The
+    look-up is skipped for a ``verified`` position (see ``StreamPosition``).
+
+    Positions are appended, never updated: a stream commits several times a second, and a
+    delete has to read the table (with its deleted versions, kept until snapshots expire) while
+    an insert does not. The newest row of a stream is its position; ``prune_positions`` drops
+    the rest when the lake is compacted.
     """
     before = None if position.verified else stream_position(con, position.stream)
     if before is not None and (before.segment, before.offset) > (position.segment, position.offset):
@@ -111,27 +118,41 @@ def record_position(con: duckdb.DuckDBPyConnection, position: StreamPosition, ru
             f"stream {position.stream}: position ({position.segment}, {position.offset}) is behind the "
             f"committed ({before.segment}, {before.offset}); is another worker committing this stream?"
         )
-    con.execute("DELETE FROM meta.stream_positions WHERE stream = ?", [position.stream])
     con.execute(
         "INSERT INTO meta.stream_positions VALUES (?, ?, ?, ?, ?)",
         [position.stream, position.segment, position.offset, run_id, now()],
     )
 
 
+# the newest row of each stream: its committed position
+_LATEST = (
+    "SELECT stream, log_segment, log_offset, run_id, committed_at FROM meta.stream_positions "
+    "QUALIFY row_number() OVER (PARTITION BY stream ORDER BY log_segment DESC, log_offset DESC) = 1"
+)
+
+
 def stream_position(con: duckdb.DuckDBPyConnection, stream: str) -> StreamPosition | None:
     """The committed position of ``stream`` (``None``: nothing committed yet, replay from the start)."""
     row = con.execute(
-        "SELECT log_segment, log_offset FROM meta.stream_positions WHERE stream = ?", [stream]
+        "SELECT log_segment, log_offset FROM meta.stream_positions WHERE stream = ? "
+        "ORDER BY log_segment DESC, log_offset DESC LIMIT 1",
+        [stream],
     ).fetchone()
     return StreamPosition(stream, int(row[0]), int(row[1])) if row else None
 
 
 def stream_positions(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Every stream's committed position, with the run and time of its last commit."""
-    return con.execute(
-        "SELECT stream, log_segment, log_offset, run_id, committed_at "
-        "FROM meta.stream_positions ORDER BY stream"
-    ).pl()
+    return con.execute(f"{_LATEST} ORDER BY stream").pl()
+
+
+def prune_positions(con: duckdb.DuckDBPyConnection) -> int:
+    """Drop every stream's rows but its newest (inside the caller's transaction); the rows dropped."""
+    row = con.execute(
+        "DELETE FROM meta.stream_positions WHERE (stream, log_segment, log_offset) NOT IN "
+        f"(SELECT stream, log_segment, log_offset FROM ({_LATEST}))"
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 @dataclass(frozen=True)
