@@ -45,6 +45,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 ROOT = Path(__file__).resolve().parent.parent
 KWH = [sys.executable, "-m", "flows.cli"]
 RATE = 5.0
+STOCKS = 330  # the simulator's universe: 300 of them listed before the window
 START, END = date(2023, 1, 2), date(2025, 12, 30)
 PER_TR_DATASETS = (
     "stock_bars_daily",
@@ -65,7 +66,7 @@ def start_sim(tmp: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
 
     port = free_port()
     log = (tmp / f"sim-{port}.log").open("w")
-    argv = [*KWH, "sim", "--port", str(port), "--rate", str(RATE), "--stocks", "300", *extra]
+    argv = [*KWH, "sim", "--port", str(port), "--rate", str(RATE), "--stocks", str(STOCKS), *extra]
     proc = subprocess.Popen(argv, cwd=tmp, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -82,7 +83,7 @@ def start_sim(tmp: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
 def symbols(n: int) -> list[str]:
     from simulator.universe import Universe
 
-    listed = [s for s in Universe.default(300, 7).stocks if s.listed <= START]
+    listed = [s for s in Universe.default(STOCKS, 7).stocks if s.listed <= START]
     if len(listed) < n:
         raise SystemExit(f"only {len(listed)} stocks listed before {START}")
     return [s.code for s in listed[:n]]
