@@ -113,7 +113,7 @@ def test_a_stream_commit_puts_rows_position_and_ledger_in_one_transaction(wh):
     ]
 
 
-@pytest.mark.parametrize("fail_in", ["record_position", "record_write", "put_rows"])
+@pytest.mark.parametrize("fail_in", ["record_position", "record_writes", "put_rows"])
 def test_a_failure_anywhere_in_the_transaction_leaves_neither_rows_nor_position(wh, monkeypatch, fail_in):
     run = Run.new("stream")
     wh.commit(Commit(run, [Rows(MINUTE, minute_bars(["005930"], 0, 10))], [StreamPosition("rt", 1, 100)]))

@@ -194,16 +194,16 @@ def test_a_grouped_commit_leaves_and_counts_what_its_parts_one_by_one_would(tmp_
 
 def test_a_run_whose_first_commit_failed_is_still_opened_by_the_next(wh, monkeypatch):
     run = Run.new("backfill")
-    real = commit_mod.record_write
+    real = commit_mod.record_writes
 
     def boom(*args, **kwargs):
         raise RuntimeError("injected")
 
-    monkeypatch.setattr(commit_mod, "record_write", boom)
+    monkeypatch.setattr(commit_mod, "record_writes", boom)
     with pytest.raises(RuntimeError, match="injected"):
         wh.write(DAILY, _daily(["005930"], DAYS), run)
     assert wh.runs().is_empty()
-    monkeypatch.setattr(commit_mod, "record_write", real)
+    monkeypatch.setattr(commit_mod, "record_writes", real)
     wh.write(DAILY, _daily(["005930"], DAYS), run)
     wh.write(DAILY, _daily(["000660"], DAYS), run)
     assert wh.runs().select("run_id", "status", "rows_written").rows() == [(run.id, "running", 2 * len(DAYS))]

@@ -42,7 +42,7 @@ import pyarrow as pa
 
 from warehouse.coverage import Span, record_coverage, spans_of
 from warehouse.datasets import Dataset, dataset
-from warehouse.ledger import Run, open_run, record_write
+from warehouse.ledger import Run, open_run, record_writes
 from warehouse.progress import (
     Cursor,
     StreamGap,
@@ -177,17 +177,18 @@ def _apply(
     for part in parts:
         if part.cursor is not None:
             record_cursor(con, part.ds, part.cursor, run.id)
-    for part, n in zip(parts, replaced, strict=True):
-        record_write(
-            con,
+    writes = [
+        (
             part.ds.name,
             part.rows.height,
             n,
             len({s.symbol for s in part.extents}),
             min((s.start for s in part.extents), default=None),
             max((s.end for s in part.extents), default=None),
-            run.id,
         )
+        for part, n in zip(parts, replaced, strict=True)
+    ]
+    record_writes(con, writes, run.id)
     if run.id not in _opened.get(con, ()):
         open_run(con, run)
     record_gaps(con, gaps, run.id)

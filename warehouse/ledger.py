@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -29,6 +29,7 @@ __all__ = [
     "last_writes",
     "open_run",
     "record_write",
+    "record_writes",
     "replace_run",
     "runs_frame",
     "with_live_status",
@@ -61,10 +62,22 @@ def record_write(
     run_id: str,
 ) -> None:
     """One ``meta.writes`` row (inside the caller's transaction)."""
-    con.execute(
-        "INSERT INTO meta.writes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [run_id, dataset, rows, replaced, symbols, start, end, now()],
-    )
+    record_writes(con, [(dataset, rows, replaced, symbols, start, end)], run_id)
+
+
+def record_writes(
+    con: duckdb.DuckDBPyConnection,
+    writes: Sequence[tuple[str, int, int, int, date | None, date | None]],
+    run_id: str,
+) -> None:
+    """``meta.writes`` rows of one commit, (dataset, rows, replaced, symbols, start, end) each, in one
+    statement: each statement on a lake table costs milliseconds of catalog work, whatever its size."""
+    if not writes:
+        return
+    at = now()
+    marks = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(writes))
+    params = [v for w in writes for v in (run_id, *w, at)]
+    con.execute(f"INSERT INTO meta.writes VALUES {marks}", params)
 
 
 def open_run(con: duckdb.DuckDBPyConnection, run: Run) -> None:
