@@ -44,6 +44,7 @@ __all__ = ["StreamConfig", "StreamSummary", "log_folder", "run_stream", "stream_
 log = logging.getLogger(__name__)
 SESSION_OPEN = (9, 0)
 SESSION_CLOSE = (15, 30)
+STREAM_TABLES = ("stock_trades", "stock_orderbook")
 
 
 @dataclass
@@ -144,7 +145,7 @@ class _CommitLoop(threading.Thread):
             while (batch := self._batches.get()) is not None:
                 self.committer.apply(batch)
                 if self.merge_every and time.monotonic() - last_merge > self.merge_every:
-                    self.wh.compact(older_than=timedelta(days=7))
+                    self.wh.merge_small_files(STREAM_TABLES)  # the day's micro-batches, nothing else
                     last_merge = time.monotonic()
         except BaseException as exc:  # the worker stops and reports it
             self.error = exc
@@ -159,7 +160,7 @@ def _close_days(wh: Warehouse, run: Run) -> dict[str, int]:
     Expiry keeps a week of snapshots, so a reader's open snapshot is never cut off.
     """
     sorted_rows = 0
-    for name in ("stock_trades", "stock_orderbook"):
+    for name in STREAM_TABLES:
         if name in wh.tables():
             days = wh.sql(f"SELECT DISTINCT date FROM {name} WHERE run_id = ?", [run.id])["date"]
             sorted_rows += sum(wh.sort_day(name, d) for d in days)

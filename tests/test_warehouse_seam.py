@@ -264,3 +264,23 @@ def test_one_commit_spans_datasets_coverage_and_cursors_and_a_bad_part_stops_all
     # rows replace their keys: the same commit again changes nothing but the ledger
     again = wh.commit(Commit(run, [Rows(MINUTE, minute_bars(["005930"], 0, 10), coverage=spans)], []))
     assert again.writes[0].replaced == 10 and wh.read(MINUTE).height == 10
+
+
+def test_a_running_stream_merges_its_own_small_files_and_nothing_else(wh):
+    run = Run.new("stream")
+    for i in range(1, 11):
+        batch = minute_bars(["005930"], i, 1)
+        wh.commit(Commit(run, [Rows(MINUTE, batch, replace=False)], [StreamPosition("rt", 1, i * 100)]))
+    rows = wh.read(MINUTE)
+
+    def files() -> int:
+        return dict(wh.sql("SELECT table_name, file_count FROM ducklake_table_info('lake')").rows())[MINUTE]
+
+    assert files() == 10
+    assert wh.merge_small_files(["stock_trades"]) == 0  # not there yet: skipped
+    assert files() == 10, "another table's files left alone"
+    assert wh.merge_small_files([MINUTE]) > 0
+    assert files() == 1, "the micro-batches merged"
+    assert wh.read(MINUTE).equals(rows)
+    assert wh.stream_position("rt") == StreamPosition("rt", 1, 1000)
+    assert wh.sql("SELECT count(*) AS n FROM meta.stream_positions")["n"][0] == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -87,6 +88,17 @@ def bar_targets() -> list[Target]:
         if intraday and ds.symbol and ds.partition:
             out.append((ds.name, tuple(ds.partition), (ds.symbol, ds.time)))
     return out
+
+
+def merge_small_files(con: duckdb.DuckDBPyConnection, tables: Sequence[str]) -> int:
+    """Merge the small files of ``tables`` only (a stream's micro-batches during the session), and keep
+    only the newest stream positions; the files merged. Unlike ``compact`` it sorts nothing, expires
+    nothing and leaves the other tables alone, so a running stream's commits wait seconds, not minutes."""
+    prune_positions(con)
+    before = file_count(con)  # the call's own result does not say what it merged
+    for table in tables:
+        con.execute(f"CALL ducklake_merge_adjacent_files('{LAKE}', '{table}')").fetchall()
+    return before - file_count(con)
 
 
 def file_count(con: duckdb.DuckDBPyConnection) -> int:

@@ -288,6 +288,13 @@ class Warehouse:
         return maintenance.compact(self.con, older_than, dry_run)
 
     @_locked
+    def merge_small_files(self, names: Sequence[str]) -> int:
+        """Merge the small files of datasets ``names`` (those there) and nothing else; the files merged."""
+        tables = [n for n in names if n in self.tables()]
+        con = self.con
+        return int(retry_transaction(lambda: maintenance.merge_small_files(con, tables), con))
+
+    @_locked
     def sort_day(self, name: str, day: date) -> int:
         """Rewrite ``day`` of dataset ``name`` sorted by its symbol and time (a stream's day at the close)."""
         ds = dataset(name)
