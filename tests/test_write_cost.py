@@ -260,3 +260,36 @@ def test_the_compact_flow_refuses_a_missing_lake_and_a_negative_age(tmp_path):
     with pytest.raises(WarehouseError, match="negative"):
         compact_lake(str(tmp_path / "nothing"), older_than_days=-1)
     assert not (tmp_path / "nothing").exists()
+
+
+def test_a_large_write_goes_in_slices_in_one_transaction(wh, monkeypatch):
+    """Rows go in ``INSERT_ROWS`` at a time (memory), still in one commit: all or nothing, keys replaced."""
+    import warehouse.writer as writer
+
+    monkeypatch.setattr(writer, "INSERT_ROWS", 7)
+    run = Run.new("backfill")
+    symbols = ["005930", "000660", "035720"]
+    first = _daily(symbols, DAYS)
+    wh.write(DAILY, first, run)
+    assert wh.read(DAILY).height == first.height
+    snapshots = wh.sql("SELECT count(*) AS n FROM ducklake_snapshots('lake')")["n"][0]
+    again = _daily(symbols, DAYS, close=200)  # every key again: replaced, not doubled
+    result = wh.write(DAILY, again, run)
+    assert result.replaced == first.height and result.rows == again.height
+    got = wh.read(DAILY)
+    assert got.height == first.height and got["close"].unique().to_list() == [200]
+    assert wh.sql("SELECT count(*) AS n FROM ducklake_snapshots('lake')")["n"][0] == snapshots + 1
+    grouped = [Rows(DAILY, _daily([s], DAYS, close=300)) for s in symbols]  # put_many, sliced too
+    wh.commit(Commit(run, rows=grouped))
+    assert wh.read(DAILY)["close"].unique().to_list() == [300] and wh.read(DAILY).height == first.height
+
+    real_insert = writer._insert
+
+    def failing_insert(con, ds, arrow):  # two slices in, then a failure: nothing of the write stays
+        real_insert(con, ds, arrow.slice(0, 2 * writer.INSERT_ROWS))
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(writer, "_insert", failing_insert)
+    with pytest.raises(RuntimeError, match="injected"):
+        wh.write(DAILY, _daily(symbols, DAYS, close=400), run)
+    assert wh.read(DAILY)["close"].unique().to_list() == [300] and wh.read(DAILY).height == first.height

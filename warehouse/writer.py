@@ -91,10 +91,25 @@ def put_rows(
     con.register("_incoming", arrow)
     try:
         replaced = _delete_keys(con, ds, rows) if replace else 0
-        con.execute(f"INSERT INTO {ident(ds.name)} BY NAME SELECT * FROM _incoming")
     finally:
         con.unregister("_incoming")
+    _insert(con, ds, arrow)
     return replaced
+
+
+# Rows per INSERT: DuckDB buffers what one INSERT writes to Parquet, ~3x the rows' size; slices of
+# this many keep a write's peak memory near its frame's size (a million daily bars: 4.6x -> 0.8x).
+INSERT_ROWS = 100_000
+
+
+def _insert(con: duckdb.DuckDBPyConnection, ds: Dataset, arrow: pa.Table) -> None:
+    """Insert ``arrow`` into the dataset's table ``INSERT_ROWS`` at a time (in the caller's transaction)."""
+    for start in range(0, arrow.num_rows, INSERT_ROWS):
+        con.register("_slice", arrow.slice(start, INSERT_ROWS))
+        try:
+            con.execute(f"INSERT INTO {ident(ds.name)} BY NAME SELECT * FROM _slice")
+        finally:
+            con.unregister("_slice")
 
 
 def put_many(
@@ -125,16 +140,17 @@ def put_many(
     replaced = [0] * len(frames)
     if not rows.height:
         return replaced
-    con.register("_incoming", sorted_arrow(ds, rows))
+    arrow = sorted_arrow(ds, rows)
+    con.register("_incoming", arrow)
     try:
         where, params = _key_filter(ds, rows)
         with without_optimizer(con, "join_filter_pushdown"):
             stored = con.execute(f"SELECT {_cols(cols)} FROM {ident(ds.name)} WHERE {where}", params).pl()
             if stored.height:
                 con.execute(f"DELETE FROM {ident(ds.name)} WHERE {where}", params)
-        con.execute(f"INSERT INTO {ident(ds.name)} BY NAME SELECT * FROM _incoming")
     finally:
         con.unregister("_incoming")
+    _insert(con, ds, arrow)
     # a stored row is replaced by the first frame with its keys; a frame's own row by the next one with them
     overlap = rows.height < sum(f.height for f in frames)
     for i, k in enumerate(keys):
