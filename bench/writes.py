@@ -302,18 +302,16 @@ def memory_report(args: argparse.Namespace, mem: Measures, meta: dict[str, Any])
 
 MEMORY_HEADING = "## Peak memory of a write"
 MEMORY_WHY = """
-Where it goes (1M rows in one `Warehouse.write`, measured the same way, one run each at
-load 4-8): conforming the frame and its sorted Arrow copy (`warehouse.writer.sorted_arrow`)
-grow the process by 73 MB (1.3x the frame); the rest, about 170 MB, is DuckDB writing the
-DuckLake table's Parquet from one `INSERT` of the whole frame (176 MB in all with
-`SET threads = 1`; 223 MB when the frame is written a year partition per `Warehouse.write`,
-so it is not the partitions). Written as ten `Warehouse.write`s of 100,000 rows the peak is
-44 MB (0.8x the frame), and the backfill's grouped commits (10,000 rows each) stay at about
-11 MB: the peak follows the rows per `INSERT`. Proposed (warehouse/writer.py, not changed
-here): `put_rows`/`put_many` insert the sorted Arrow in slices of about 100,000 rows
-(`arrow.slice`, one `INSERT` each, in the same transaction), which bounds a write's peak
-at the sorted copy plus one slice's Parquet buffers for any frame size; the cost is a file
-per slice and partition for very large writes, which `kwh compact` merges.
+Where it goes (1M rows in one `Warehouse.write`): measured before the change below, one run
+each at load 4-8, conforming the frame and its sorted Arrow copy (`warehouse.writer.sorted_arrow`)
+grew the process by 73 MB (1.3x the frame); the rest, about 170 MB, was DuckDB writing the
+DuckLake table's Parquet from one `INSERT` of the whole frame (176 MB with `SET threads = 1`;
+223 MB written a year partition per `Warehouse.write`, so not the partitions): 255 MB = 4.6x in
+all. The peak follows the rows per `INSERT` (ten writes of 100,000 rows: 44 MB; the backfill's
+grouped commits: about 11 MB), so `put_rows`/`put_many` now insert the sorted rows 100,000 at a
+time in the one transaction (`warehouse.writer.INSERT_ROWS`): 126 MB = 2.3x, of which the
+sorted copy is most. What is left is that copy; a file per slice and partition for very
+large writes, which `kwh compact` merges, is the cost.
 """
 
 
