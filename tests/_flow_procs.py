@@ -114,11 +114,25 @@ def wait_http(url: str, proc: Proc, timeout: float) -> bool:
     return False
 
 
-def start_sim(tmp: Path, env: dict[str, str], stocks: int, seed: int) -> tuple[Proc, str]:
-    """``kwh sim`` on a free port with no server-side rate limit (the client paces itself)."""
+def start_sim(
+    tmp: Path, env: dict[str, str], stocks: int, seed: int, *extra: str, rate: float = 0
+) -> tuple[Proc, str]:
+    """``kwh sim`` on a free port, by default with no server-side rate limit (the client paces
+    itself); ``extra``: more ``kwh sim`` options."""
     port = free_port()
-    argv = [*KWH, "sim", "--port", str(port), "--rate", "0", "--stocks", str(stocks), "--seed", str(seed)]
-    return Proc(tmp, "sim", argv, env), f"http://127.0.0.1:{port}"
+    argv = [
+        *KWH,
+        "sim",
+        "--port",
+        str(port),
+        "--rate",
+        f"{rate:g}",
+        "--stocks",
+        str(stocks),
+        "--seed",
+        str(seed),
+    ]
+    return Proc(tmp, "sim", [*argv, *extra], env), f"http://127.0.0.1:{port}"
 
 
 def start_prefect_server(tmp: Path, env: dict[str, str]) -> tuple[Proc, str]:

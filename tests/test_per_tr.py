@@ -22,11 +22,10 @@ import pytest
 
 from connectors import ConfigError, Settings
 from connectors.ratelimit import RateLimiter, RateLimits
-from simulator.server import free_port
 from simulator.universe import Universe
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _flow_procs import KWH, Proc, clean_env, get_json, wait_http
+from _flow_procs import KWH, Proc, clean_env, get_json, start_sim, wait_http
 
 SEED, STOCKS = 7, 40
 TOTAL, PER_TR = 5.0, 1.0
@@ -77,11 +76,7 @@ def test_the_per_tr_rate_comes_from_the_environment():
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("per-tr-sim")
-    port = free_port()
-    argv = [*KWH, "sim", "--port", str(port), "--rate", str(TOTAL), "--per-tr-rate", str(PER_TR),
-            "--stocks", str(STOCKS), "--seed", str(SEED)]  # fmt: skip
-    proc = Proc(tmp, "sim", argv, clean_env(tmp))
-    url = f"http://127.0.0.1:{port}"
+    proc, url = start_sim(tmp, clean_env(tmp), STOCKS, SEED, "--per-tr-rate", str(PER_TR), rate=TOTAL)
     try:
         assert wait_http(f"{url}/_sim/stats", proc, STARTUP), proc.output()
         yield url

@@ -24,7 +24,7 @@ from simulator.universe import Universe
 from warehouse import Warehouse, connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _flow_procs import KWH, Proc, clean_env, get_json, wait_http
+from _flow_procs import KWH, Proc, clean_env, get_json, start_sim, wait_http
 
 SEED, STOCKS = 7, 40
 SYMBOLS = ",".join(s.code for s in Universe.default(STOCKS, SEED).stocks[:30])
@@ -35,11 +35,7 @@ STARTUP = 60.0  # a command's start on a loaded 2-core machine, generously
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("run-control-sim")
-    port = free_port()
-    argv = [*KWH, "sim", "--port", str(port), "--rate", "0", "--stocks", str(STOCKS), "--seed", str(SEED),
-            "--latency", "0.2"]  # fmt: skip
-    proc = Proc(tmp, "sim", argv, clean_env(tmp))
-    url = f"http://127.0.0.1:{port}"
+    proc, url = start_sim(tmp, clean_env(tmp), STOCKS, SEED, "--latency", "0.2")
     try:
         assert wait_http(f"{url}/_sim/stats", proc, STARTUP), proc.output()
         yield url

@@ -284,7 +284,8 @@ def test_a_reader_is_never_blocked_and_sees_whole_commits(tmp_path):
     assert all(parts[0] != "error" for parts in lines[first:]), lines[first:][:3]
     with Warehouse(warehouse=tmp_path / "lake") as wh:
         totals = wh.sql(
-            "SELECT rows - replaced AS net FROM meta.writes WHERE dataset = 'stock_trades' ORDER BY committed_at"
+            "SELECT rows - replaced AS net FROM meta.writes "
+            "WHERE dataset = 'stock_trades' ORDER BY committed_at"
         )
     whole = {0, *pl.Series(totals["net"]).cum_sum().to_list()}  # the table's rows after each write
     assert len(set(counts_seen)) >= 3, f"the reader read while the worker wrote: {counts_seen}"
