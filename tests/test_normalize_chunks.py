@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -57,9 +59,16 @@ def one_page_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(NORMALIZE, "_CHUNK_BYTES", 1)
 
 
-def whole(pages: list[bytes], monkeypatch: pytest.MonkeyPatch) -> pl.DataFrame:
+@contextlib.contextmanager
+def one_chunk(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Inside: every input is one chunk, as before chunking."""
     with monkeypatch.context() as m:
         m.setattr(NORMALIZE, "_CHUNK_BYTES", 1 << 40)
+        yield
+
+
+def whole(pages: list[bytes], monkeypatch: pytest.MonkeyPatch) -> pl.DataFrame:
+    with one_chunk(monkeypatch):
         return schemas.normalize_pages("ka10081", pages)
 
 
@@ -88,8 +97,7 @@ def test_bad_value_names_its_row_in_the_whole_input(one_page_chunks, monkeypatch
     pages = pages_with({10: {"trde_qty": "12x"}})
     got = error_of(pages)
     assert got == "FieldValueError: ka10081.trde_qty: '12x' is not a valid qty (row 10)"
-    with monkeypatch.context() as m:
-        m.setattr(NORMALIZE, "_CHUNK_BYTES", 1 << 40)
+    with one_chunk(monkeypatch):
         assert error_of(pages) == got
 
 
@@ -98,8 +106,7 @@ def test_the_first_field_in_field_order_wins_across_chunks(one_page_chunks, monk
     pages = pages_with({4: {"trde_tern_rt": "nan"}, 13: {"cur_prc": "7O100"}, 14: {"cur_prc": "x"}})
     got = error_of(pages)
     assert got == "FieldValueError: ka10081.cur_prc: '7O100' is not a valid price (row 13)"
-    with monkeypatch.context() as m:
-        m.setattr(NORMALIZE, "_CHUNK_BYTES", 1 << 40)
+    with one_chunk(monkeypatch):
         assert error_of(pages) == got
 
 
@@ -107,8 +114,7 @@ def test_a_broken_later_page_comes_before_a_bad_value(one_page_chunks, monkeypat
     pages = [*pages_with({4: {"dt": "2025-09-01"}}), b'{"stk_dt_pole_chart_qry": [ {"cur_prc": ']
     got = error_of(pages)
     assert got.startswith("BodyShapeError: ka10081: page 7 is not a ka10081 body")
-    with monkeypatch.context() as m:
-        m.setattr(NORMALIZE, "_CHUNK_BYTES", 1 << 40)
+    with one_chunk(monkeypatch):
         assert error_of(pages) == got
 
 
