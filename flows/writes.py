@@ -4,7 +4,8 @@
 a ``warehouse.Rows``) to the ``Committer``. One writer task commits the queued
 chunks of several jobs as one transaction (``Warehouse.commit``) in a worker
 thread: as soon as ``group_parts`` chunks (or ``group_rows`` rows) wait, or
-``group_seconds`` after the first one came, and when the fetch ends; the very
+``group_seconds`` after the oldest of them was handed over (at once if it already
+waited that long behind the previous commit), and when the fetch ends; the very
 first chunk of a run alone, at once, so a broken write path fails early. The event loop never waits on a write
 (so the limiter's slots never pass unused); only when ``queue_parts`` chunks
 wait does a job wait to hand over its next one, so memory stays bounded.
@@ -17,8 +18,9 @@ such a job's later chunks are refused, so it stops fetching.
 Stopping (Ctrl-C, a run aborted): ``close`` commits what is queued and waits for
 the commit in progress. Each chunk is whole days with its own coverage and
 cursor, and chunks commit in the order they came, so whatever was committed is
-a consistent state: never coverage without its rows. A kill loses at most the
-queued chunks; the next run fetches them again.
+a consistent state: never coverage without its rows. A kill loses the jobs in
+flight and the queued chunks: about ``group_seconds`` of fetching plus what came
+during the commit in progress. The next run fetches them again.
 """
 
 from __future__ import annotations
@@ -43,7 +45,10 @@ CursorKey = tuple[str, str, str, str]  # dataset, symbol, options, api_id
 # measured here, 10 symbols' daily bars as ten parts 0.37 s, as one part 0.32 s. So few, large commits.
 GROUP_PARTS = 50  # chunks per transaction at most before it goes (more if a slow commit left more)
 GROUP_ROWS = 250_000  # or this many rows
-GROUP_SECONDS = 5.0  # a chunk waits at most this long for others to share its transaction
+# A chunk waits at most this long for others to share its transaction: what a kill can lose, against
+# commits per run. At 5 requests/s a second groups a few symbols' chunks; the commit is then a small
+# share of a core, and a SIGKILL loses about a second of fetching besides the jobs in flight.
+GROUP_SECONDS = 1.0
 QUEUE_PARTS = 100  # chunks waiting before a job waits to hand over more (memory bound)
 
 
@@ -83,7 +88,7 @@ class Committer:
     ) -> None:
         self.wh, self.run, self.done = wh, run, done
         self.group_parts, self.group_rows, self.group_seconds = max(1, group_parts), group_rows, group_seconds
-        self._queue: asyncio.Queue[tuple[Ticket, Rows] | None] = asyncio.Queue(max(1, queue_parts))
+        self._queue: asyncio.Queue[tuple[Ticket, Rows, float] | None] = asyncio.Queue(max(1, queue_parts))
         self._task: asyncio.Task[None] | None = None
         self.commits = 0
         self.seconds = 0.0  # spent in commits (in the thread)
@@ -114,7 +119,7 @@ class Committer:
             raise RuntimeError("the committer is not running")
         if rows.frame.is_empty() and not rows.coverage and rows.cursor is None:
             return  # nothing to record (``Warehouse.write`` skips it too)
-        await self._queue.put((ticket, rows))
+        await self._queue.put((ticket, rows, asyncio.get_running_loop().time()))
         ticket.queued += 1
 
     def end(self, ticket: Ticket, error: BaseException | None = None) -> None:
@@ -154,9 +159,9 @@ class Committer:
             first = await self._queue.get()
             if first is None:
                 return
-            group = [first]
+            group = [first[:2]]
             rows = first[1].frame.height
-            deadline, wait = loop.time() + wait, self.group_seconds
+            deadline, wait = first[2] + wait, self.group_seconds  # from when the oldest came
             while len(group) < self.group_parts and rows < self.group_rows:
                 left = deadline - loop.time()
                 if left <= 0:
@@ -168,14 +173,14 @@ class Committer:
                 if item is None:
                     closing = True
                     break
-                group.append(item)
+                group.append(item[:2])
                 rows += item[1].frame.height
             while not closing and not self._queue.empty():  # a slow commit left more: take it too
                 item = self._queue.get_nowait()
                 if item is None:
                     closing = True
                 else:
-                    group.append(item)
+                    group.append(item[:2])
             await self._commit(group)
 
     async def _commit(self, group: list[tuple[Ticket, Rows]]) -> None:
