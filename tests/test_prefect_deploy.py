@@ -3,7 +3,8 @@
 Starts ``prefect server start`` on loopback (its own PREFECT_HOME), creates the
 process work pool, starts a worker, runs ``prefect deploy --all`` from the
 project folder, checks the schedules, then triggers the backfill deployment
-against the simulator and reads the rows it landed.
+against the simulator and reads the rows it landed, and the compact deployment
+on a lake of small files and reads what it recorded.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import httpx
+import polars as pl
 import pytest
 
 from simulator.app import SimConfig, Simulator
@@ -83,6 +86,39 @@ def _prefect(env: dict[str, str], *args: str, timeout: float = 120) -> subproces
     )
 
 
+def _run_compact(env: dict[str, str], tmp_path: Path) -> dict[str, object]:
+    """Run the compact deployment on a lake of six one-symbol writes; what it recorded in meta.runs."""
+    from warehouse import Run, Warehouse
+
+    lake = tmp_path / "compact-lake"
+    with Warehouse(warehouse=lake) as wh:
+        run = Run.new("backfill")
+        for s in range(6):
+            wh.write("stock_bars_daily", _daily_bars(f"{s:06d}", date(2025, 1, 2), date(2026, 1, 9)), run)
+        before = wh.read("stock_bars_daily")
+    ran = _prefect(
+        env, "deployment", "run", "compact/compact", "-p", f"warehouse={lake}", "-p", "older_than_days=0",
+        "--watch", timeout=240,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stdout + ran.stderr + (tmp_path / "worker.log").read_text()
+    with Warehouse(warehouse=lake) as wh:
+        assert wh.read("stock_bars_daily").equals(before)
+        runs = wh.runs().filter(pl.col("flow") == "compact")
+    assert runs["status"].to_list() == ["ok"], runs
+    return json.loads(runs["summary"][0])
+
+
+def _daily_bars(symbol: str, start: date, end: date) -> pl.DataFrame:
+    from schemas.calendar import trading_days
+
+    days = pl.DataFrame({"date": trading_days(start, end)}, schema={"date": pl.Date})
+    price = pl.int_range(1, pl.len() + 1, dtype=pl.Int64)
+    return days.select(
+        symbol=pl.lit(symbol), date="date", adjusted=pl.lit(True), open=price, high=price, low=price,
+        close=price, volume=price, turnover=pl.lit(None, pl.Int64),
+    )  # fmt: skip
+
+
 def test_deploy_all_from_prefect_yaml_and_run_the_backfill(prefect_env, tmp_path):
     env = prefect_env
     created = _prefect(env, "work-pool", "create", "kiwoom-process", "--type", "process")
@@ -135,8 +171,10 @@ def test_deploy_all_from_prefect_yaml_and_run_the_backfill(prefect_env, tmp_path
             )
         assert run.returncode == 0, run.stdout + run.stderr + (tmp_path / "worker.log").read_text()
         assert "Completed" in run.stdout
+        compacted = _run_compact(env, tmp_path)
     finally:
         _stop(worker)
+    assert compacted["files_before"] > compacted["files_after"] > 0, compacted
 
     con = connect(read_only=True, warehouse=lake)
     try:
@@ -144,8 +182,6 @@ def test_deploy_all_from_prefect_yaml_and_run_the_backfill(prefect_env, tmp_path
         runs = con.sql("SELECT flow, status, summary FROM meta.runs").fetchall()
     finally:
         con.close()
-    from datetime import date
-
     from schemas.calendar import trading_days
 
     days = len(trading_days(date(2025, 1, 2), date(2025, 6, 30)))

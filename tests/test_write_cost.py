@@ -231,27 +231,6 @@ def test_every_deployment_in_prefect_yaml_names_an_importable_flow():
     assert int(hour) > 18 or (int(hour) == 18 and int(minute) > 30), "after the daily load (18:30 KST)"
 
 
-def test_the_compact_flow_compacts_and_records_what_it_did(tmp_path):
-    from prefect.testing.utilities import prefect_test_harness
-
-    from flows.compact_flow import compact
-
-    lake = tmp_path / "lake"
-    with Warehouse(warehouse=lake) as wh:
-        run = Run.new("backfill")
-        for s in range(6):
-            wh.write(DAILY, _daily([f"{s:06d}"], DAYS), run)
-        before = wh.read(DAILY)
-    with prefect_test_harness(server_startup_timeout=120):
-        result = compact(warehouse=str(lake), older_than_days=0)
-    assert result["files_before"] > result["files_after"] > 0  # 12 small files merged into one a year
-    with Warehouse(warehouse=lake) as wh:
-        assert_frame_equal(wh.read(DAILY), before)
-        runs = wh.runs().filter(pl.col("flow") == "compact")
-        assert runs["status"].to_list() == ["ok"]
-        assert '"files_after"' in runs["summary"][0]
-
-
 def test_the_compact_flow_refuses_a_missing_lake_and_a_negative_age(tmp_path):
     from flows.compact_flow import compact_lake
 
