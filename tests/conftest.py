@@ -9,12 +9,11 @@ ROOT = Path(__file__).resolve().parent.parent
 # The slowest files (``pytest --durations``, seconds on the 2-core machine), run first: the workers take
 # whole files (``--dist loadfile``) and a slow one started last is a tail only one worker works on.
 SLOW_FIRST = (
+    "test_prefect_deploy.py",  # 240 (with the stream deployment's tests: one server)
     "test_stream_kill.py",  # 95
     "test_lake_safety.py",  # 150
     "test_run_control.py",  # 140
-    "test_prefect_stream_deploy.py",  # 150
     "test_flows_resume.py",  # 120
-    "test_prefect_deploy.py",  # 90
     "test_warehouse_processes.py",  # 70
     "test_stream_heal.py",  # 55
     "test_write_cost.py",  # 45
