@@ -28,6 +28,7 @@ import sqlite3
 import sys
 import tempfile
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,7 +125,7 @@ def one_line_error(out: str) -> str:
 
 
 def recorded_data_path(lake: Path) -> str:
-    with sqlite3.connect(f"{(lake / 'catalog.sqlite').as_uri()}?mode=ro", uri=True) as db:
+    with closing(sqlite3.connect(f"{(lake / 'catalog.sqlite').as_uri()}?mode=ro", uri=True)) as db:
         row = db.execute("SELECT value FROM ducklake_metadata WHERE key = 'data_path'").fetchone()
     return str(row[0])
 
@@ -224,7 +225,9 @@ def test_compaction_keeps_files_the_catalog_does_not_list_unless_told(stack: Sta
     """A catalog restored from a backup does not list the files written since: they are kept."""
     lake = stack.copy("restored")
     backup = stack.tmp / "restored-catalog-backup.sqlite"
-    with sqlite3.connect(lake / "catalog.sqlite") as src, sqlite3.connect(backup) as dst:
+    # closed, not only committed: an open handle in this process would share SQLite's locks with
+    # the reads of this process after the restore (the counts) and make them fail with a disk I/O error
+    with closing(sqlite3.connect(lake / "catalog.sqlite")) as src, closing(sqlite3.connect(backup)) as dst:
         src.backup(dst)
     listed = parquet(lake)
     code, out = stack.backfill(lake)
