@@ -10,19 +10,19 @@ ROOT = Path(__file__).resolve().parent.parent
 # whole files (``--dist loadfile``) and a slow one started last is a tail only one worker works on.
 SLOW_FIRST = (
     "test_prefect_deploy.py",  # 240 (with the stream deployment's tests: one server)
-    "test_stream_kill.py",  # 95
+    "test_warehouse.py",  # 160
     "test_lake_safety.py",  # 150
-    "test_run_control.py",  # 140
-    "test_flows_resume.py",  # 120
-    "test_warehouse_processes.py",  # 70
-    "test_stream_heal.py",  # 55
-    "test_write_cost.py",  # 45
-    "test_plan.py",  # 40
-    "test_notebook.py",  # 38
+    "test_flows_resume.py",  # 135
+    "test_stream_kill.py",  # 115
+    "test_run_control.py",  # 100
+    "test_stream_heal.py",  # 90
+    "test_warehouse_processes.py",  # 75
+    "test_write_cost.py",  # 65
+    "test_plan.py",  # 50
+    "test_notebook.py",  # 45
+    "test_stream_worker.py",  # 45
     "test_every_dataset.py",  # 35
     "test_per_tr.py",  # 32
-    "test_warehouse.py",  # 30
-    "test_stream_worker.py",  # 30
 )
 REFERENCE = ROOT.parent / "shared" / "kiwoom-api" / "kiwoom_rest_api.txt"
 
