@@ -63,6 +63,10 @@ class Stack:
         code = proc.wait(TIMEOUT)
         return code, proc.output()
 
+    def kwh_all(self, commands: dict[str, list[str]]) -> dict[str, tuple[int, str]]:
+        """``kwh`` with each of ``commands`` at once (none may write: the callers check every byte)."""
+        return together({what: [*KWH, *args] for what, args in commands.items()}, self.tmp, self.env)
+
     def backfill_args(self, lake: Path, window: tuple[str, str] = MORE, *extra: str) -> list[str]:
         start, end = window
         return [
@@ -105,6 +109,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield Stack(tmp, env, url, partial.base, rows)
     finally:
         sim.kill()
+
+
+def together(commands: dict[str, list[str]], cwd: Path, env: dict[str, str]) -> dict[str, tuple[int, str]]:
+    """Start every command, then wait for each: (exit code, output) by name."""
+    procs = {
+        what: Proc(cwd, f"{what.replace(' ', '_')}-{os.urandom(3).hex()}", argv, env)
+        for what, argv in commands.items()
+    }
+    return {what: (proc.wait(TIMEOUT), proc.output()) for what, proc in procs.items()}
 
 
 def sums(folder: Path, skip: tuple[str, ...] = ("-wal", "-shm")) -> dict[str, str]:
@@ -182,8 +195,7 @@ def test_a_damaged_catalog_beside_data_files_is_refused_by_every_command(stack: 
             "backfill --dry-run": [*commands["backfill"], "--dry-run"],
             "daily": ["daily", "--symbols", SYMBOLS, "--base-url", stack.url, "-w", str(lake)],
         }
-    for what, args in commands.items():
-        code, out = stack.kwh(*args)
+    for what, (code, out) in stack.kwh_all(commands).items():
         line = one_line_error(out)
         assert code == 1, f"{what}: {out}"
         assert str(lake / "catalog.sqlite") in line and says in line, f"{what}: {line}"
@@ -329,24 +341,26 @@ CONNECT = (
 def _read_only_checks(stack: Stack, lake: Path, prefix: list[str], home: Path, env: dict[str, str]) -> None:
     """Reads answer, a write says why it cannot in one line, and nothing changes."""
     before = sums(lake)
-
-    def run(name: str, argv: list[str]) -> tuple[int, str]:
-        proc = Proc(home, f"{name}-{os.urandom(3).hex()}", [*prefix, *argv], env)
-        return proc.wait(TIMEOUT), proc.output()
-
-    code, out = run(
-        "sql", [*KWH, "sql", "-w", str(lake), "-f", "csv", "SELECT count(*) AS n FROM stock_bars_daily"]
-    )
+    commands = {
+        "sql": [*KWH, "sql", "-w", str(lake), "-f", "csv", "SELECT count(*) AS n FROM stock_bars_daily"],
+        "status": [*KWH, "status", "-w", str(lake)],
+        "compact": [*KWH, "compact", "-w", str(lake), "--dry-run"],
+        "connect": [sys.executable, "-c", CONNECT, str(lake)],
+        "dry-run": [*KWH, *stack.backfill_args(lake, MORE, "--dry-run")],
+        "backfill": [*KWH, *stack.backfill_args(lake)],
+    }
+    ran = together({what: [*prefix, *argv] for what, argv in commands.items()}, home, env)
+    code, out = ran["sql"]
     assert code == 0 and out.strip().splitlines()[-1] == str(stack.rows), out
-    code, out = run("status", [*KWH, "status", "-w", str(lake)])
+    code, out = ran["status"]
     assert code == 0 and "stock_bars_daily" in out, out
-    code, out = run("compact", [*KWH, "compact", "-w", str(lake), "--dry-run"])
+    code, out = ran["compact"]
     assert code == 0 and "dry run" in out, out
-    code, out = run("connect", [sys.executable, "-c", CONNECT, str(lake)])
+    code, out = ran["connect"]
     assert code == 0 and f"ROWS {stack.rows}" in out, out
-    code, out = run("dry-run", [*KWH, *stack.backfill_args(lake, MORE, "--dry-run")])
+    code, out = ran["dry-run"]
     assert code == 0 and "dry run: would fetch" in out, out
-    code, out = run("backfill", [*KWH, *stack.backfill_args(lake)])
+    code, out = ran["backfill"]
     assert code == 1 and "read-only" in one_line_error(out) and str(lake) in one_line_error(out), out
     assert sums(lake) == before
 
@@ -395,13 +409,13 @@ def test_a_lake_on_a_read_only_mount_answers_reads(stack: Stack) -> None:
 def test_a_warehouse_path_that_is_a_file_is_bad_input(stack: Stack) -> None:
     file = stack.tmp / "not-a-folder"
     file.write_text("x")
-    for args in (
-        ["status", "-w", str(file)],
-        ["sql", "-w", str(file), "SELECT 1"],
-        ["compact", "-w", str(file)],
-        stack.backfill_args(file),
-    ):
-        code, out = stack.kwh(*args)
+    commands = {
+        "status": ["status", "-w", str(file)],
+        "sql": ["sql", "-w", str(file), "SELECT 1"],
+        "compact": ["compact", "-w", str(file)],
+        "backfill": stack.backfill_args(file),
+    }
+    for code, out in stack.kwh_all(commands).values():
         line = one_line_error(out)
         assert code == 2 and str(file) in line and "is a file" in line, out
     assert file.read_text() == "x"
