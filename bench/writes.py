@@ -302,16 +302,21 @@ def memory_report(args: argparse.Namespace, mem: Measures, meta: dict[str, Any])
 
 MEMORY_HEADING = "## Peak memory of a write"
 MEMORY_WHY = """
-Where it goes (1M rows in one `Warehouse.write`): measured before the change below, one run
+Where it goes (1M rows in one `Warehouse.write`): measured two changes ago, one run
 each at load 4-8, conforming the frame and its sorted Arrow copy (`warehouse.writer.sorted_arrow`)
 grew the process by 73 MB (1.3x the frame); the rest, about 170 MB, was DuckDB writing the
 DuckLake table's Parquet from one `INSERT` of the whole frame (176 MB with `SET threads = 1`;
 223 MB written a year partition per `Warehouse.write`, so not the partitions): 255 MB = 4.6x in
 all. The peak follows the rows per `INSERT` (ten writes of 100,000 rows: 44 MB; the backfill's
-grouped commits: about 11 MB), so `put_rows`/`put_many` now insert the sorted rows 100,000 at a
-time in the one transaction (`warehouse.writer.INSERT_ROWS`): 126 MB = 2.3x, of which the
-sorted copy is most. What is left is that copy; a file per slice and partition for very
-large writes, which `kwh compact` merges, is the cost.
+grouped commits: about 11 MB), so `put_rows`/`put_many` insert the rows 100,000 at a time in
+the one transaction (`warehouse.writer.INSERT_ROWS`): 126 MB = 2.3x. Then the two copies went:
+the rows are no longer sorted into a second frame (`writer.insert_order` gives the order as row
+indices and each slice is gathered on its own), and `run_id` is a constant of the `INSERT`, not
+a column of a million strings added by `conform` (16 MB alone). Measured phase by phase in a
+fresh process: conforming (its duplicate-key check sorts a copy of the key columns) about 30 MB,
+the whole write 93-112 MB. What is left is that check, the key match of the `DELETE`, and
+DuckDB's buffers for one slice; a file per slice and partition for very large writes, which
+`kwh compact` merges, is the cost.
 """
 
 

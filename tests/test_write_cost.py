@@ -264,8 +264,8 @@ def test_a_large_write_goes_in_slices_in_one_transaction(wh, monkeypatch):
 
     real_insert = writer._insert
 
-    def failing_insert(con, ds, arrow):  # two slices in, then a failure: nothing of the write stays
-        real_insert(con, ds, arrow.slice(0, 2 * writer.INSERT_ROWS))
+    def failing_insert(con, ds, rows, order, run_id):  # two slices in, then a failure: nothing stays
+        real_insert(con, ds, rows, None if order is None else order.head(2 * writer.INSERT_ROWS), run_id)
         raise RuntimeError("injected")
 
     monkeypatch.setattr(writer, "_insert", failing_insert)

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 
 import duckdb
 import polars as pl
-import pyarrow as pa
 
 from warehouse.coverage import Span, record_coverage, spans_of
 from warehouse.datasets import Dataset, dataset
@@ -53,7 +52,7 @@ from warehouse.progress import (
     record_position,
 )
 from warehouse.tables import atomic
-from warehouse.writer import conform, put_many, put_rows, sorted_arrow
+from warehouse.writer import conform, insert_order, put_many, put_rows
 
 __all__ = ["Commit", "CommitResult", "Part", "Rows", "WriteResult", "prepare", "results", "transaction"]
 
@@ -109,11 +108,11 @@ class CommitResult:
 
 @dataclass(frozen=True)
 class Part:
-    """A ``Rows`` checked and ready: conformed rows, their sorted Arrow form, and the ledger's extents."""
+    """A ``Rows`` checked and ready: conformed rows, the order they go in, and the ledger's extents."""
 
     ds: Dataset
     rows: pl.DataFrame
-    arrow: pa.Table
+    order: pl.Series | None  # writer.insert_order
     spans: tuple[Span, ...]  # recorded as coverage
     cursor: Cursor | None
     replace: bool
@@ -131,7 +130,7 @@ class Part:
         """A part from rows already conformed (``writer.conform``)."""
         recorded = tuple(spans) if spans is not None else ()
         extents = recorded if spans is not None else tuple(spans_of(ds, rows))
-        return cls(ds, rows, sorted_arrow(ds, rows), recorded, cursor, replace, extents)
+        return cls(ds, rows, insert_order(ds, rows), recorded, cursor, replace, extents)
 
 
 def prepare(commit: Commit) -> list[Part]:
@@ -139,7 +138,7 @@ def prepare(commit: Commit) -> list[Part]:
     parts = []
     for r in commit.rows:
         ds = dataset(r.dataset)
-        parts.append(Part.of(ds, conform(ds, r.frame, commit.run.id), r.coverage, r.cursor, r.replace))
+        parts.append(Part.of(ds, conform(ds, r.frame), r.coverage, r.cursor, r.replace))
     return parts
 
 
@@ -171,7 +170,7 @@ def _apply(
     gaps: Sequence[StreamGap],
     healed: Sequence[StreamGap],
 ) -> list[int]:
-    replaced = _put(con, parts)
+    replaced = _put(con, parts, run.id)
     for ds, spans in _spans_by_dataset(parts):
         record_coverage(con, ds, spans, run.id)
     for part in parts:
@@ -198,8 +197,9 @@ def _apply(
     return replaced
 
 
-def _put(con: duckdb.DuckDBPyConnection, parts: Sequence[Part]) -> list[int]:
-    """Put every part's rows; the parts of one dataset (all replacing, or all appending) together.
+def _put(con: duckdb.DuckDBPyConnection, parts: Sequence[Part], run_id: str) -> list[int]:
+    """Put every part's rows, marked with ``run_id``; the parts of one dataset (all replacing, or all
+    appending) together.
 
     One delete and one insert per dataset (``writer.put_many``) leave what the parts
     put one after the other would, and count each part's replaced rows the same.
@@ -211,13 +211,13 @@ def _put(con: duckdb.DuckDBPyConnection, parts: Sequence[Part]) -> list[int]:
     for idx in groups.values():
         first = parts[idx[0]]
         if len(idx) > 1 and all(parts[i].replace == first.replace for i in idx):
-            counts = put_many(con, first.ds, [parts[i].rows for i in idx], first.replace)
+            counts = put_many(con, first.ds, [parts[i].rows for i in idx], run_id, first.replace)
             for i, n in zip(idx, counts, strict=True):
                 replaced[i] = n
         else:
             for i in idx:
                 p = parts[i]
-                replaced[i] = put_rows(con, p.ds, p.rows, p.arrow, p.replace)
+                replaced[i] = put_rows(con, p.ds, p.rows, p.order, run_id, p.replace)
     return replaced
 
 

@@ -168,7 +168,7 @@ class Warehouse:
         last day.
         """
         ds = dataset(name)
-        rows = conform(ds, frame, run.id)
+        rows = conform(ds, frame)
         spans = list(coverage) if coverage is not None else spans_of(ds, rows)
         if rows.is_empty() and not spans and cursor is None:
             return WriteResult(ds.name, 0, 0, ())
@@ -231,6 +231,11 @@ class Warehouse:
     @_locked
     def covered(self, name: str, symbol: str, options: Mapping[str, Any]) -> list[tuple[date, date]]:
         return _coverage.covered(self.con, name, symbol, options)
+
+    @_locked
+    def spans(self, name: str) -> dict[tuple[str, str], list[tuple[date, date]]]:
+        """Every stored span of dataset ``name`` by (symbol, options key): one query for a whole plan."""
+        return _coverage.spans_by_key(self.con, name)
 
     @_locked
     def missing(

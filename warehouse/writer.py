@@ -6,7 +6,7 @@ caller's transaction:
 
 1. delete the rows whose key the frame carries (bounded by the frame's time
    range and symbols, so DuckLake prunes files by their statistics),
-2. insert the frame, sorted by symbol and time so Parquet statistics prune reads.
+2. insert the frame, in order of symbol and time so Parquet statistics prune reads.
 """
 
 from __future__ import annotations
@@ -17,17 +17,17 @@ from typing import Any
 
 import duckdb
 import polars as pl
-import pyarrow as pa
 
 from warehouse.datasets import RUN_ID, Dataset
 from warehouse.lake import WarehouseError
 from warehouse.tables import ident
 
-__all__ = ["conform", "put_many", "put_rows", "sorted_arrow", "without_optimizer"]
+__all__ = ["conform", "insert_order", "put_many", "put_rows", "without_optimizer"]
 
 
-def conform(ds: Dataset, frame: pl.DataFrame, run_id: str) -> pl.DataFrame:
-    """``frame`` in the dataset's column order with ``run_id`` attached, or a ``WarehouseError``."""
+def conform(ds: Dataset, frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` in the dataset's column order (all but ``run_id``, which the insert adds), or a
+    ``WarehouseError``."""
     want = {c: t for c, t in ds.schema.items() if c != RUN_ID}
     extra = [c for c in frame.columns if c not in ds.schema]
     missing = [c for c in want if c not in frame.columns]
@@ -41,7 +41,7 @@ def conform(ds: Dataset, frame: pl.DataFrame, run_id: str) -> pl.DataFrame:
     wrong = [f"{c} is {frame.schema[c]}, expected {t}" for c, t in want.items() if frame.schema[c] != t]
     if wrong:
         raise WarehouseError(f"frame does not fit dataset {ds.name}: {'; '.join(wrong)}")
-    out = frame.select(*want).with_columns(pl.lit(run_id, pl.String).alias(RUN_ID))
+    out = frame.select(*want)
     nulls = [c for c in ds.key if out[c].null_count()]
     if nulls:
         raise WarehouseError(f"dataset {ds.name}: key columns {nulls} have nulls; nothing written")
@@ -67,33 +67,39 @@ def _has_duplicate(rows: pl.DataFrame, key: list[str]) -> bool:
     return bool(rows.select(key).sort(key).select(same.any()).item())
 
 
-def sorted_arrow(ds: Dataset, rows: pl.DataFrame) -> pa.Table:
-    """The rows as Arrow, sorted by symbol and time (the order files are written in).
+def insert_order(ds: Dataset, rows: pl.DataFrame) -> pl.Series | None:
+    """The order rows are inserted in, as row indices: by symbol and time, so Parquet statistics prune
+    reads; ``None`` keeps the rows' own order.
 
-    A stream's micro-batches go in as they come: they are small files of one day that the close
-    rewrites sorted (``Warehouse.sort_day``), so sorting each of them first is work thrown away."""
+    Indices, not a sorted copy: ``_insert`` gathers one slice at a time, so a write holds the frame
+    and a slice, not the frame twice. A stream's micro-batches go in as they come: they are small
+    files of one day that the close rewrites sorted (``Warehouse.sort_day``), so sorting each of
+    them first is work thrown away.
+    """
     order = [c for c in (ds.symbol, ds.time) if c] if ds.style != "stream" else []
-    # Arrow's string views are Polars' own strings: no copy of every text column (DuckDB reads them)
-    newest = pl.CompatLevel.newest()
-    return rows.sort(order).to_arrow(compat_level=newest) if order else rows.to_arrow(compat_level=newest)
+    if not order or rows.height < 2:
+        return None
+    return rows.select(pl.arg_sort_by(order)).to_series()
 
 
 def put_rows(
-    con: duckdb.DuckDBPyConnection, ds: Dataset, rows: pl.DataFrame, arrow: pa.Table, replace: bool = True
+    con: duckdb.DuckDBPyConnection,
+    ds: Dataset,
+    rows: pl.DataFrame,
+    order: pl.Series | None,
+    run_id: str,
+    replace: bool = True,
 ) -> int:
-    """Insert ``rows`` (``arrow``: the same, sorted), first deleting rows with their keys; the count deleted.
+    """Insert ``rows`` (in ``order``, marked ``run_id``), first deleting rows with their keys; the count
+    deleted.
 
     ``replace=False`` only appends: for callers that know the keys are new (a stream
     committing records after its committed position).
     """
     if not rows.height:
         return 0
-    con.register("_incoming", arrow)
-    try:
-        replaced = _delete_keys(con, ds, rows) if replace else 0
-    finally:
-        con.unregister("_incoming")
-    _insert(con, ds, arrow)
+    replaced = _delete_keys(con, ds, rows) if replace else 0
+    _insert(con, ds, rows, order, run_id)
     return replaced
 
 
@@ -102,18 +108,39 @@ def put_rows(
 INSERT_ROWS = 100_000
 
 
-def _insert(con: duckdb.DuckDBPyConnection, ds: Dataset, arrow: pa.Table) -> None:
-    """Insert ``arrow`` into the dataset's table ``INSERT_ROWS`` at a time (in the caller's transaction)."""
-    for start in range(0, arrow.num_rows, INSERT_ROWS):
-        con.register("_slice", arrow.slice(start, INSERT_ROWS))
+def _insert(
+    con: duckdb.DuckDBPyConnection, ds: Dataset, rows: pl.DataFrame, order: pl.Series | None, run_id: str
+) -> None:
+    """Insert ``rows`` in ``order`` into the dataset's table ``INSERT_ROWS`` at a time (in the caller's
+    transaction); each slice is gathered on its own, so no sorted copy of the whole frame is held,
+    and ``run_id`` is a constant of the statement, not a column of a million copies."""
+    newest = pl.CompatLevel.newest()  # Arrow's string views are Polars' own: text is not copied
+    for start in range(0, rows.height, INSERT_ROWS):
+        part = rows.slice(start, INSERT_ROWS) if order is None else rows[order.slice(start, INSERT_ROWS)]
+        con.register("_slice", part.to_arrow(compat_level=newest))
         try:
-            con.execute(f"INSERT INTO {ident(ds.name)} BY NAME SELECT * FROM _slice")
+            insert = f"INSERT INTO {ident(ds.name)} BY NAME SELECT *, ?::VARCHAR AS {RUN_ID} FROM _slice"
+            con.execute(insert, [run_id])
         finally:
             con.unregister("_slice")
 
 
+@contextlib.contextmanager
+def _incoming(con: duckdb.DuckDBPyConnection, ds: Dataset, rows: pl.DataFrame) -> Iterator[None]:
+    """``rows``' key columns registered as ``_incoming``, which ``_key_filter``'s semi-join reads."""
+    con.register("_incoming", rows.select(ds.replace_by).to_arrow(compat_level=pl.CompatLevel.newest()))
+    try:
+        yield
+    finally:
+        con.unregister("_incoming")
+
+
 def put_many(
-    con: duckdb.DuckDBPyConnection, ds: Dataset, frames: Sequence[pl.DataFrame], replace: bool = True
+    con: duckdb.DuckDBPyConnection,
+    ds: Dataset,
+    frames: Sequence[pl.DataFrame],
+    run_id: str,
+    replace: bool = True,
 ) -> list[int]:
     """``put_rows`` of several conformed frames of one dataset, in order, as one delete and one insert.
 
@@ -126,7 +153,7 @@ def put_many(
     """
     if not replace:
         rows = pl.concat(frames, how="vertical")
-        put_rows(con, ds, rows, sorted_arrow(ds, rows), replace=False)
+        put_rows(con, ds, rows, insert_order(ds, rows), run_id, replace=False)
         return [0] * len(frames)
     cols = list(ds.replace_by)
     keys = [f.select(cols).unique() for f in frames]
@@ -140,17 +167,12 @@ def put_many(
     replaced = [0] * len(frames)
     if not rows.height:
         return replaced
-    arrow = sorted_arrow(ds, rows)
-    con.register("_incoming", arrow)
-    try:
-        where, params = _key_filter(ds, rows)
-        with without_optimizer(con, "join_filter_pushdown"):
-            stored = con.execute(f"SELECT {_cols(cols)} FROM {ident(ds.name)} WHERE {where}", params).pl()
-            if stored.height:
-                con.execute(f"DELETE FROM {ident(ds.name)} WHERE {where}", params)
-    finally:
-        con.unregister("_incoming")
-    _insert(con, ds, arrow)
+    where, params = _key_filter(ds, rows)
+    with _incoming(con, ds, rows), without_optimizer(con, "join_filter_pushdown"):
+        stored = con.execute(f"SELECT {_cols(cols)} FROM {ident(ds.name)} WHERE {where}", params).pl()
+        if stored.height:
+            con.execute(f"DELETE FROM {ident(ds.name)} WHERE {where}", params)
+    _insert(con, ds, rows, insert_order(ds, rows), run_id)
     # a stored row is replaced by the first frame with its keys; a frame's own row by the next one with them
     overlap = rows.height < sum(f.height for f in frames)
     for i, k in enumerate(keys):
@@ -191,13 +213,22 @@ def _delete_keys(con: duckdb.DuckDBPyConnection, ds: Dataset, rows: pl.DataFrame
     switched off for this statement.
     """
     where, params = _key_filter(ds, rows)
-    with without_optimizer(con, "join_filter_pushdown"):
+    with _incoming(con, ds, rows), without_optimizer(con, "join_filter_pushdown"):
         result = con.execute(f"DELETE FROM {ident(ds.name)} WHERE {where}", params).fetchone()
     return int(result[0]) if result else 0
 
 
 def _key_filter(ds: Dataset, rows: pl.DataFrame) -> tuple[str, list[Any]]:
     """The WHERE clause matching stored rows with the ``replace_by`` values of ``_incoming`` (``rows``)."""
+    where, params = _bounds(ds, rows)
+    cols = _cols(ds.replace_by)
+    tuple_ = f"({cols})" if len(ds.replace_by) > 1 else cols
+    where.append(f"{tuple_} IN (SELECT {cols} FROM _incoming)")
+    return " AND ".join(where), params
+
+
+def _bounds(ds: Dataset, rows: pl.DataFrame) -> tuple[list[str], list[Any]]:
+    """Literal bounds on the stored rows ``rows``' keys can match: their time range, their symbols."""
     where: list[str] = []
     params: list[Any] = []
     if ds.time in ds.replace_by:
@@ -211,10 +242,7 @@ def _key_filter(ds: Dataset, rows: pl.DataFrame) -> tuple[str, list[Any]]:
         else:
             where.append(f"{ident(ds.symbol)} BETWEEN ? AND ?")
             params += [symbols[0], symbols[-1]]
-    cols = _cols(ds.replace_by)
-    tuple_ = f"({cols})" if len(ds.replace_by) > 1 else cols
-    where.append(f"{tuple_} IN (SELECT {cols} FROM _incoming)")
-    return " AND ".join(where), params
+    return where, params
 
 
 @contextlib.contextmanager
