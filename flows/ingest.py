@@ -25,6 +25,7 @@ from schemas.catalog import catalog
 from schemas.columns import OPTION_VALUES, option_column, option_wire
 from schemas.normalize import normalize_pages
 from warehouse import Cursor, Rows, Run, Span, Warehouse, WarehouseError, dataset, options_key
+from warehouse.coverage import uncovered
 from warehouse.datasets import Dataset
 from warehouse.tr_datasets import current_day
 
@@ -175,17 +176,17 @@ def plan(
     # coverage is keyed by them, so the plan must look it up with the same ones
     request = ds.request(api_id, None, start, end, **options) if ds.symbol is None else None
     jobs: list[Job] = []
+    stored = wh.spans(ds.name)
     for symbol in symbols:
         body = request or ds.request(api_id, symbol or "", start, end, **options)
         opts = ds.option_values(api_id, body)
-        key_symbol = (symbol or "") if ds.symbol else ""
+        covered = stored.get(((symbol or "") if ds.symbol else "", options_key(opts)), [])
         if ds.style in ("snapshot", "reference"):
-            covered = wh.covered(ds.name, key_symbol, opts)
             if any(lo <= start <= hi for lo, hi in covered):
                 continue
             jobs.append(Job(ds.name, api_id, symbol, options, start, end))
             continue
-        for lo, hi in wh.missing(ds.name, key_symbol, opts, start, end):
+        for lo, hi in uncovered(covered, start, end):
             jobs.append(Job(ds.name, api_id, symbol, options, lo, hi))
     return jobs
 

@@ -32,7 +32,9 @@ __all__ = [
     "missing",
     "options_key",
     "record_coverage",
+    "spans_by_key",
     "spans_of",
+    "uncovered",
 ]
 
 
@@ -204,6 +206,27 @@ def covered(
     return [(r[0], r[1]) for r in rows]
 
 
+def spans_by_key(con: duckdb.DuckDBPyConnection, name: str) -> dict[tuple[str, str], list[tuple[date, date]]]:
+    """Every stored span of one dataset by (symbol, options key), in one query: a plan over many
+    symbols reads them once, not once per symbol (30 ms a symbol, 9 s for 300)."""
+    rows = con.execute(
+        "SELECT symbol, options, start_date, end_date FROM meta.coverage WHERE dataset = ? ORDER BY ALL",
+        [dataset(name).name],
+    ).fetchall()
+    out: dict[tuple[str, str], list[tuple[date, date]]] = defaultdict(list)
+    for symbol, options, lo, hi in rows:
+        out[(symbol, options)].append((lo, hi))
+    return dict(out)
+
+
+def uncovered(spans: Iterable[tuple[date, date]], start: date, end: date) -> list[tuple[date, date]]:
+    """The parts of [start, end] that ``spans`` leave, trimmed to trading days (what must be fetched)."""
+    if start > end:
+        raise WarehouseError(f"window starts {start} after it ends {end}")
+    holes = subtract((start, end), merge(list(spans)))
+    return [(lo, hi) for lo, hi, _ in trading_trim(holes)]
+
+
 def missing(
     con: duckdb.DuckDBPyConnection,
     name: str,
@@ -215,8 +238,7 @@ def missing(
     """The parts of [start, end] not yet fetched, trimmed to trading days (what a backfill must fetch)."""
     if start > end:
         raise WarehouseError(f"window starts {start} after it ends {end}")
-    holes = subtract((start, end), merge(covered(con, name, symbol, options)))
-    return [(lo, hi) for lo, hi, _ in trading_trim(holes)]
+    return uncovered(covered(con, name, symbol, options), start, end)
 
 
 def gaps(con: duckdb.DuckDBPyConnection, name: str | None = None) -> pl.DataFrame:
