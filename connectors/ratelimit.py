@@ -17,9 +17,22 @@ it with 1700 (learned, as below).
 After a rejection the tier that the server named (1700 per TR, 1701 in total,
 1702 per group, HTTP 429 in total) slows to 80% of its current rate and
 remembers that rate as a ceiling; successes bring it back quickly to just
-under the ceiling, then probe upwards slowly to the configured rate.
+under the ceiling, then probe upwards slowly to the configured rate. A stray
+rejection (the first after ``CALM`` successes in a row) does not slow the
+tier: at the nominal rate, jitter in arrival times puts one request in a
+hundred or so into the server's previous second, and slowing for each cost
+twice what the refusal itself did. A second one soon after is a limit below
+ours, and the tier slows from then on as above.
 Reservations are arithmetic under a ``threading.Lock``, so the limiter is
 shared safely across event loops and threads; waiting is ``asyncio.sleep``.
+
+The calendar is the plan; what the server counts is when requests really go.
+A task can wake late (the event loop was busy parsing a page), and a request
+sent late by more than the margin's slack puts the next few too close behind
+it. So each tier also keeps the times its last requests really went, and a
+request goes only once the server's own window allows it by those: at most
+``limit`` of them (a whole number of requests) in ``limit`` intervals. A late
+request delays the ones after it by its lateness instead of being refused.
 """
 
 from __future__ import annotations
@@ -28,6 +41,7 @@ import asyncio
 import bisect
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -36,6 +50,7 @@ __all__ = ["RateLimiter", "RateLimits", "shared_limiter"]
 SLOWDOWN = 0.8
 FAST_RECOVERY = 0.05  # of the limit per success, up to just under the last ceiling
 PROBE = 0.004  # of the limit per success, above the ceiling
+CALM = 30  # successes in a row after which a rejection is taken for jitter, not a lower limit
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,8 @@ class _Bucket:
         self.burst = max(1, limits.burst)
         self.floor = limit * limits.floor
         self.slots: list[float] = []  # booked send times, sorted: the recent past and the future
+        self.sent: deque[float] = deque(maxlen=max(1, int(limit)))  # when the last requests really went
+        self.calm = CALM  # successes since the last rejection
 
     @property
     def interval(self) -> float:
@@ -99,11 +116,21 @@ class _Bucket:
     def take(self, at: float) -> None:
         bisect.insort(self.slots, at)
 
+    def clear_at(self, now: float) -> float:
+        """When a request may really go: the server's window, by the times requests really went."""
+        if len(self.sent) < (self.sent.maxlen or 1):
+            return now
+        return max(now, self.sent[0] + len(self.sent) * self.interval)
+
     def rejected(self) -> None:
+        stray, self.calm = self.calm >= CALM, 0
+        if stray:
+            return
         self.ceiling = self.rate
         self.rate = max(self.floor, self.rate * SLOWDOWN)
 
     def succeeded(self) -> None:
+        self.calm += 1
         if self.rate < self.limit:
             step = FAST_RECOVERY if self.rate < 0.95 * self.ceiling else PROBE
             self.rate = min(self.limit, self.rate + step * self.limit)
@@ -133,6 +160,7 @@ class RateLimiter:
             (_Bucket(name, rate, limits), members) for name, (rate, members) in limits.groups.items()
         ]
         self.rejections = 0
+        self.held = 0.0  # seconds requests waited past their booked slot for the real sends before them
 
     def _buckets(self, api_id: str) -> list[_Bucket]:
         if self.limits.per_tr and api_id not in self._api:
@@ -158,13 +186,30 @@ class RateLimiter:
                 b.take(at)
             return at
 
+    def confirm(self, api_id: str) -> float:
+        """Now, recorded as a send of ``api_id``, if every tier's real sends allow it; else when they will."""
+        with self._lock:
+            now = self._clock()
+            buckets = self._buckets(api_id)
+            ready = max((b.clear_at(now) for b in buckets), default=now)
+            if ready <= now:
+                for b in buckets:
+                    b.sent.append(now)
+            else:
+                self.held += ready - now
+            return ready
+
     async def acquire(self, api_id: str) -> float:
-        """Wait for a slot for ``api_id``; return the seconds waited."""
-        wait = self.reserve(api_id) - self._clock()
-        if wait > 0:
-            await asyncio.sleep(wait)
-            return wait
-        return 0.0
+        """Wait for a slot for ``api_id`` and for the real sends before it to allow it; the seconds waited."""
+        start = self._clock()
+        at = self.reserve(api_id)
+        while True:
+            wait = at - self._clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            at = self.confirm(api_id)
+            if at <= self._clock():
+                return max(0.0, self._clock() - start)
 
     def rejected(self, api_id: str, scope: str = "total") -> None:
         """The server refused a request of ``api_id``: slow the tier it named."""

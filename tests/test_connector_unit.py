@@ -31,6 +31,7 @@ from connectors import (
     classify,
 )
 from connectors.auth import KST
+from connectors.ratelimit import CALM
 
 
 @pytest.mark.parametrize(
@@ -178,17 +179,51 @@ def test_limiter_spaces_requests_under_every_tier():
     assert _reserve(limiter, "ka10081", 2) == pytest.approx([0.6, 1.6])
 
 
+def test_a_request_sent_late_holds_back_the_one_the_servers_window_would_count_with_it():
+    """The server counts when requests really arrive: one that went late (a busy event loop) must not
+    let a later one in less than a second after it, whatever the calendar booked."""
+    clock = FakeClock()
+    limiter = RateLimiter(RateLimits(total=5.0, per_api={"ka10081": 1.0}, margin=0.0), clock=clock)
+    booked = _reserve(limiter, "ka10080", 6)
+    assert booked == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    for at in (0.1, 0.2, 0.4, 0.6, 0.8):  # the first went 0.1 s late, the others on time
+        clock.t = at
+        assert limiter.confirm("ka10080") == pytest.approx(at)
+    clock.t = 1.0  # the sixth's slot: five went in the last 0.9 s, so it waits for 1.1
+    assert limiter.confirm("ka10080") == pytest.approx(1.1)
+    assert limiter.held == pytest.approx(0.1)
+    clock.t = 1.1
+    assert limiter.confirm("ka10080") == pytest.approx(1.1)
+    # a TR's own tier the same: its first request went late, its second waits a second after it
+    clock.t = 5.0
+    assert limiter.reserve("ka10081") == pytest.approx(5.0)
+    clock.t = 5.3
+    assert limiter.confirm("ka10081") == pytest.approx(5.3)
+    assert limiter.reserve("ka10081") == pytest.approx(6.0)
+    clock.t = 6.0
+    assert limiter.confirm("ka10081") == pytest.approx(6.3)
+
+
 def test_limiter_slows_after_rejection_and_recovers():
     limiter = RateLimiter(RateLimits(total=5.0))
-    limiter.rejected("ka10081", "total")
+    limiter.rejected("ka10081", "total")  # a stray one (jitter): the rate stays
+    assert limiter.rates()["total"] == pytest.approx(5.0)
+    for _ in range(CALM - 1):
+        limiter.succeeded("ka10081")
+    limiter.rejected("ka10081", "total")  # a second one soon after: a lower limit than ours
     assert limiter.rates()["total"] == pytest.approx(4.0)
-    for _ in range(200):
+    limiter.rejected("ka10081", "total")
+    assert limiter.rates()["total"] == pytest.approx(3.2)
+    for _ in range(300):
         limiter.succeeded("ka10081")
     assert limiter.rates()["total"] == pytest.approx(5.0)
-    # a per-TR rejection teaches the limiter a per-TR tier
+    limiter.rejected("ka10081", "total")  # calm again: stray
+    assert limiter.rates()["total"] == pytest.approx(5.0)
+    # per-TR rejections teach the limiter a per-TR tier, slowed from the second on
+    limiter.rejected("ka10080", "api")
     limiter.rejected("ka10080", "api")
     assert limiter.rates()["ka10080"] == pytest.approx(4.0)
-    assert limiter.rejections == 2
+    assert limiter.rejections == 6
 
 
 def test_limiter_waits_in_real_time():
