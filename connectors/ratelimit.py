@@ -160,7 +160,6 @@ class RateLimiter:
             (_Bucket(name, rate, limits), members) for name, (rate, members) in limits.groups.items()
         ]
         self.rejections = 0
-        self.held = 0.0  # seconds requests waited past their booked slot for the real sends before them
 
     def _buckets(self, api_id: str) -> list[_Bucket]:
         if self.limits.per_tr and api_id not in self._api:
@@ -186,30 +185,28 @@ class RateLimiter:
                 b.take(at)
             return at
 
-    def confirm(self, api_id: str) -> float:
-        """Now, recorded as a send of ``api_id``, if every tier's real sends allow it; else when they will."""
+    def confirm(self, api_id: str) -> float | None:
+        """Record a send of ``api_id`` now if every tier's real sends allow it (None); else when they will."""
         with self._lock:
             now = self._clock()
             buckets = self._buckets(api_id)
             ready = max((b.clear_at(now) for b in buckets), default=now)
-            if ready <= now:
-                for b in buckets:
-                    b.sent.append(now)
-            else:
-                self.held += ready - now
-            return ready
+            if ready > now:
+                return ready
+            for b in buckets:
+                b.sent.append(now)
+            return None
 
     async def acquire(self, api_id: str) -> float:
         """Wait for a slot for ``api_id`` and for the real sends before it to allow it; the seconds waited."""
         start = self._clock()
-        at = self.reserve(api_id)
-        while True:
+        at: float | None = self.reserve(api_id)
+        while at is not None:
             wait = at - self._clock()
             if wait > 0:
                 await asyncio.sleep(wait)
             at = self.confirm(api_id)
-            if at <= self._clock():
-                return max(0.0, self._clock() - start)
+        return max(0.0, self._clock() - start)
 
     def rejected(self, api_id: str, scope: str = "total") -> None:
         """The server refused a request of ``api_id``: slow the tier it named."""

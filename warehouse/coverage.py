@@ -236,8 +236,6 @@ def missing(
     end: date,
 ) -> list[tuple[date, date]]:
     """The parts of [start, end] not yet fetched, trimmed to trading days (what a backfill must fetch)."""
-    if start > end:
-        raise WarehouseError(f"window starts {start} after it ends {end}")
     return uncovered(covered(con, name, symbol, options), start, end)
 
 

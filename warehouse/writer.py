@@ -220,15 +220,6 @@ def _delete_keys(con: duckdb.DuckDBPyConnection, ds: Dataset, rows: pl.DataFrame
 
 def _key_filter(ds: Dataset, rows: pl.DataFrame) -> tuple[str, list[Any]]:
     """The WHERE clause matching stored rows with the ``replace_by`` values of ``_incoming`` (``rows``)."""
-    where, params = _bounds(ds, rows)
-    cols = _cols(ds.replace_by)
-    tuple_ = f"({cols})" if len(ds.replace_by) > 1 else cols
-    where.append(f"{tuple_} IN (SELECT {cols} FROM _incoming)")
-    return " AND ".join(where), params
-
-
-def _bounds(ds: Dataset, rows: pl.DataFrame) -> tuple[list[str], list[Any]]:
-    """Literal bounds on the stored rows ``rows``' keys can match: their time range, their symbols."""
     where: list[str] = []
     params: list[Any] = []
     if ds.time in ds.replace_by:
@@ -242,7 +233,10 @@ def _bounds(ds: Dataset, rows: pl.DataFrame) -> tuple[list[str], list[Any]]:
         else:
             where.append(f"{ident(ds.symbol)} BETWEEN ? AND ?")
             params += [symbols[0], symbols[-1]]
-    return where, params
+    cols = _cols(ds.replace_by)
+    tuple_ = f"({cols})" if len(ds.replace_by) > 1 else cols
+    where.append(f"{tuple_} IN (SELECT {cols} FROM _incoming)")
+    return " AND ".join(where), params
 
 
 @contextlib.contextmanager
