@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from flows.ingest import complete_through, current_day_only
 from schemas import calendar as cal
 from simulator.universe import Universe
 from warehouse import Warehouse
 from warehouse import datasets as registry
+from warehouse.tr_datasets import current_day
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _flow_procs import KWH, Proc, clean_env, start_sim, wait_http
@@ -30,6 +32,11 @@ SYMBOLS = f"{Universe.default(STOCKS, SEED).stocks[0].code},001,M04020000"
 LONG = ("_monthly", "_yearly")
 # new lending over today's window: none while today's session has not opened
 EMPTY_BEFORE_THE_OPEN = {"stock_lending_top10"}
+
+
+def _today_not_final(now: datetime) -> bool:
+    """Whether a current-day TR answers today's session at ``now`` while that day is not final yet."""
+    return current_day(now) > complete_through(now)
 
 
 def batch_datasets() -> dict[bool, list[str]]:
@@ -44,6 +51,7 @@ def batch_datasets() -> dict[bool, list[str]]:
 @pytest.mark.slow
 def test_every_batch_dataset_loads_through_kwh_backfill(tmp_path):
     env = {**clean_env(tmp_path), "KIWOOM_RATE": "0"}  # the simulator sets no limit: no pacing
+    unfinal_at_start = _today_not_final(datetime.now(cal.KST))
     sim, url = start_sim(tmp_path, env, STOCKS, SEED)
     try:
         assert wait_http(f"{url}/_sim/stats", sim, 60), sim.output()
@@ -73,6 +81,15 @@ def test_every_batch_dataset_loads_through_kwh_backfill(tmp_path):
             if name not in tables or wh.sql(f"SELECT count(*) AS n FROM {name}")["n"][0] == 0
         ]
     everything = [n for names in batch_datasets().values() for n in names]
-    assert not set(everything) - loaded, f"never covered: {sorted(set(everything) - loaded)}"
+    # a TR that answers only the current day (ka10009, ka10064) fetches today's session once it has
+    # opened, and today is covered only once final (18:00 KST): from 09:00 to 18:00 on a trading day
+    # those datasets have their rows but no coverage yet
+    today_only = {n for n in everything if current_day_only(registry()[n], registry()[n].sources[0])}
+    unfinal_at_end = _today_not_final(now)
+    exempt = today_only if unfinal_at_start or unfinal_at_end else set()
+    never = set(everything) - loaded - exempt
+    assert not never, f"never covered: {sorted(never)}"
+    if unfinal_at_start and unfinal_at_end:
+        assert not today_only & loaded, f"covered before the day is final: {sorted(today_only & loaded)}"
     allowed = set() if opened else EMPTY_BEFORE_THE_OPEN
     assert not set(empty) - allowed, f"datasets with no rows after their backfill: {empty}"
