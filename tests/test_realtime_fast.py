@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import orjson
 import polars as pl
@@ -103,28 +104,81 @@ def test_a_garbage_value_raises_naming_the_field_and_the_value(frames, code, fid
         )
 
 
-def test_other_layouts_take_the_general_reader_and_give_the_same_answer(frames):
+def test_any_key_order_and_whitespace_take_the_scanner_and_give_the_same_answer(frames, monkeypatch):
     body = orjson.loads(frames[0])
     spaced = orjson.dumps(body, option=orjson.OPT_INDENT_2)
     moved = orjson.loads(frames[1])
     book = moved["data"][2]["values"]
     book["41"] = book.pop("41")  # one entry's key moved to the end
+    entry = moved["data"][0]
+    moved["data"][0] = {"values": entry["values"], **entry}  # values first: not read, see below
+    reordered = orjson.loads(frames[1])
+    reordered["data"][0] = {"item": reordered["data"][0]["item"], **reordered["data"][0]}
+    wanted = {k: fast.realtime_fields(k, v) for k, v in SOURCE_COLUMNS.items()}
+    for batch in ([spaced, *frames[1:]], [frames[0], orjson.dumps(reordered)]):
+        got = fast._decode(batch, wanted, None, None, DAY, dt.time(6))
+        assert got is not None and same(got, cut(normalize_realtime(batch, day=DAY), SOURCE_COLUMNS))
+    # "values" before "type": the scanner would not know the entry's FIDs yet, so it passes
+    assert fast._decode([orjson.dumps(moved)], wanted, None, None, DAY, dt.time(6)) is None
+
+
+def test_what_the_scanner_does_not_take_goes_to_the_general_reader_with_the_same_answer(frames):
     number = frames[2].replace(b'"13":"', b'"13":', 1).replace(b'","14"', b',"14"', 1)
     escaped = frames[3].replace(b'"name":"', b'"name":"\\"', 1)
     missing = orjson.loads(frames[4])
     for e in missing["data"]:
         e["values"].pop("121", None)
+    twice = frames[5].replace(b'"41":"', b'"41":"+1","41":"', 1)
     wanted = {k: fast.realtime_fields(k, v) for k, v in SOURCE_COLUMNS.items()}
     for batch in (
-        [spaced, *frames[1:]],
-        [frames[0], orjson.dumps(moved)],
-        [escaped],
+        [frames[0], escaped],
         [orjson.dumps(missing)],
-        [number],  # a value sent as a JSON number
+        [frames[0], number],  # a value sent as a JSON number
+        [twice],  # a stored FID twice in one entry (JSON readers keep the last)
     ):
-        assert number != frames[2] and fast._decode(batch, wanted, None, None, DAY, dt.time(6)) is None
+        assert fast._decode(batch, wanted, None, None, DAY, dt.time(6)) is None
         got = fast.decode_realtime(batch, columns=SOURCE_COLUMNS, day=DAY)
         assert same(got, cut(normalize_realtime(batch, day=DAY), SOURCE_COLUMNS))
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b'{"trnm":"REAL","data":[{"type":"0B","item":"005930","values":{"20":"\xff"}}]}',  # not UTF-8
+        b'{"trnm":"REAL","data":[{"type":"0B","item":"005930","values":{"20":"\xed\xa0\x80"}}]}',  # surrogate
+        b'{"trnm":"REAL","data":[{"type":"0B","item":"005930","values":{"20":"\xc3"}}]}',  # cut short
+        b'{"trnm":"REAL","data":[{"type":"0B","item":"005930","values":{"20":"09\t1"}}]}',  # control byte
+        b'{"trnm":"REAL","data":[{"type":"ZZ","item":"005930","values":{}}]}',  # unknown type
+        b'{"trnm":"PING","data":[]}',
+        b'{"trnm":"REAL","data":[{"type":"0B","values":{}}]}',  # no item
+        b'{"trnm":"REAL","data":[{"type":"0B","item":"005930","values":{}}',  # cut short
+        b'{"trnm":"REAL","data":[]} trailing',
+        b'{"trnm":"REAL","data":[{"type":"0B","item":"005930","values":{"20":"090000",}}]}',
+    ],
+)
+def test_the_scanner_refuses_what_is_not_a_real_frame_as_expected(frame):
+    from schemas._realtime_scan import scan
+
+    assert scan([frame], {"0B": ("20",)}) is None
+
+
+def test_the_scanner_reads_strings_byte_for_byte():
+    from schemas._realtime_scan import scan
+
+    frame = (
+        b' {"trnm" : "REAL" , "data" : [ {"type":"0B","name":"\xec\xa3\xbc","item":"005930",'
+        b'"values":{"10":"+81500","20":"090000","9999":"\xf0\x9f\x98\x80"}},'
+        b'{"item":"000660","type":"0B","values":{"20":"090001","10":""}}]} '
+    )
+    out = scan([b'{"trnm":"REAL","data":[]}', frame], {"0B": ("20", "10"), "0D": ("41",)})
+    assert list(out) == ["0B"]
+    entries, index, columns = out["0B"]
+    assert entries == 2 and list(memoryview(index).cast("i")) == [1, 1]
+    texts = []
+    for offsets, data in columns:
+        ends = list(memoryview(offsets).cast("i"))
+        texts.append([data[a:b] for a, b in itertools.pairwise(ends)])
+    assert texts == [[b"005930", b"000660"], [b"090000", b"090001"], [b"+81500", b""]]
 
 
 def test_bad_requests_are_refused(frames):
