@@ -14,7 +14,7 @@ JUPYTER_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
 venv: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml schemas/_realtime_scan.c
+$(STAMP): requirements.lock pyproject.toml $(wildcard schemas/_scan/*)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -qq --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install -qq --disable-pip-version-check --no-deps --no-build-isolation -e .

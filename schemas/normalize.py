@@ -17,11 +17,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from schemas.catalog import TR, Field, catalog
 from schemas.errors import BodyShapeError, FieldValueError
 from schemas.kinds import KST, Kind
+from schemas.scanned import page_strings
 
 __all__ = [
     "UnknownFieldWarning",
@@ -289,8 +291,9 @@ def _as_str(api_id: str, key: str, value: Any) -> str | None:
 def normalize_pages(api_id: str, pages: Iterable[bytes]) -> pl.DataFrame:
     """Raw response bodies (bytes, one per page) to one typed frame.
 
-    The fast path for bulk data: pages are parsed by Polars' JSON reader
-    against the catalog's string schema and converted a chunk of pages at a
+    The fast path for bulk data: pages are read in one pass by the C scanner
+    (``schemas/_scan/pages.c``; pages it does not take, by Polars' JSON reader
+    against the catalog's string schema) and converted a chunk of pages at a
     time (about ``_CHUNK_BYTES`` of JSON), so the intermediate string frames
     of only one chunk are held beside the typed result.  The result is the
     typed chunks, not copied into one; errors are those of converting all
@@ -328,6 +331,28 @@ def normalize_pages(api_id: str, pages: Iterable[bytes]) -> pl.DataFrame:
         _check_return_code(api_id, df.item(0, "return_code"), df.item(0, "return_msg"), f"page {n}: ")
         return df
 
+    renames = {f.wire: f.name for f in tr.row_fields() if f.wire}
+    scalar_columns = {n: renames.get(n, n) for n in scalar_names}
+
+    def scan(chunk: list[tuple[int, bytes]], pool: ThreadPoolExecutor) -> pl.DataFrame | None:
+        """A chunk's items by the C scanner, in runs of pages on the reader threads; None if a page
+        is not one it reads (the JSON reader then reads the chunk, and names what is wrong)."""
+        size = -(-len(chunk) // _READERS)
+        runs = [chunk[i : i + size] for i in range(0, len(chunk), size)]
+        found = list(
+            pool.map(
+                lambda run: page_strings([p for _, p in run], main.keys, item_names, scalar_columns), runs
+            )
+        )
+        read = [f for f in found if f is not None]
+        if len(read) < len(found):
+            return None
+        for run, got in zip(runs, read, strict=True):
+            for i in np.flatnonzero(got.codes):  # the first page with an error code raises
+                _check_return_code(api_id, int(got.codes[i]), got.messages[int(i)], f"page {run[i][0]}: ")
+        frame = _coalesce_aliases(pl.concat([got.items for got in read], how="vertical"), tr.row_fields())
+        return frame.select(f.name for f in tr.row_fields())
+
     fields = tr.row_fields()
     order = {f.name: i for i, f in enumerate(fields)}
     typed: list[pl.DataFrame] = []
@@ -337,7 +362,9 @@ def normalize_pages(api_id: str, pages: Iterable[bytes]) -> pl.DataFrame:
     # the JSON reader releases the GIL: two pages at a time on two cores
     with ThreadPoolExecutor(max_workers=_READERS) as pool:
         for chunk in _chunks(numbered, _CHUNK_BYTES):
-            strings = _item_rows(tr, pl.concat(pool.map(read, chunk), how="vertical"))
+            strings = scan(chunk, pool)
+            if strings is None:
+                strings = _item_rows(tr, pl.concat(pool.map(read, chunk), how="vertical"))
             try:
                 part = convert(api_id, strings, fields, first_row=rows)
             except FieldValueError as exc:

@@ -2,7 +2,7 @@
 
 ``schemas.realtime.normalize_realtime`` reads every FID of every entry with a
 JSON reader (~160 for a 0D entry); the worker stores a third of them. This
-decoder reads the frames in one pass in C (``schemas/_realtime_scan.c``), which
+decoder reads the frames in one pass in C (``schemas/_scan/real.c``), which
 copies the ``item`` and the wanted FIDs' values of every entry into Arrow string
 columns, one per field; no Python runs per entry or per frame:
 
@@ -16,7 +16,7 @@ columns, one per field; no Python runs per entry or per frame:
 
 Any batch the scanner does not take (an escape in a string, a value that is not a
 string, an unknown type code, an entry missing a wanted FID or holding one twice,
-invalid UTF-8: see the C file) goes to ``normalize_realtime``, whose result is cut to
+invalid UTF-8: see ``schemas/_scan``) goes to ``normalize_realtime``, whose result is cut to
 the same columns: the answer is the same either way, only slower, and the general
 reader names whatever is wrong. What a field is (its FID, column name and kind)
 comes from the catalog only (``schemas/catalog.json``, ``CANONICAL_REALTIME``).
@@ -27,11 +27,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from datetime import date, time
 
-import numpy as np
 import polars as pl
-import pyarrow as pa
 
-from schemas._realtime_scan import scan
 from schemas.catalog import Field, catalog
 from schemas.realtime import (
     column_names,
@@ -41,6 +38,7 @@ from schemas.realtime import (
     typed_entries,
     warn_unknown_fids,
 )
+from schemas.scanned import column, int32s, scan_real
 
 __all__ = ["decode_realtime", "realtime_fields"]
 
@@ -111,7 +109,7 @@ def _decode(
     if not all(isinstance(f, bytes) for f in frames):
         return None
     fields = {code: wanted.get(code, rt.fields) for code, rt in catalog().realtime.items()}
-    found = scan(list(frames), {code: tuple(f.name for f in fs) for code, fs in fields.items()})
+    found = scan_real(list(frames), {code: tuple(f.name for f in fs) for code, fs in fields.items()})
     if found is None:
         return None
     seq = pl.Series("seq", seqs if seqs is not None else range(len(frames)), pl.Int64)
@@ -119,23 +117,17 @@ def _decode(
     got = pl.Series("_received", received_ns, pl.Int64) if received else None
     out = {}
     for code, (entries, index, columns) in found.items():
-        where = pl.Series("_frame", np.frombuffer(index, np.int32))
+        where = pl.Series("_frame", int32s(index))
         names = ["item", *(f.name for f in fields[code])]
         times = got.gather(where) if got is not None else pl.repeat(None, entries, dtype=pl.Int64, eager=True)
         strings = pl.DataFrame(
             [
                 seq.gather(where),
                 times.alias("_received"),
-                *(_column(name, entries, *col) for name, col in zip(names, columns, strict=True)),
+                *(column(name, entries, col) for name, col in zip(names, columns, strict=True)),
             ]
         )
         first = int(where[0])
         warn_unknown_fids(code, frames[first], set(catalog().realtime_type(code).by_fid()))
         out[code] = typed_entries(code, strings, fields[code], received, day, rollover)
     return out
-
-
-def _column(name: str, entries: int, offsets: bytes, data: bytes) -> pl.Series:
-    """One scanned column (int32 offsets, UTF-8 bytes the scanner checked) as a String series."""
-    arrow = pa.StringArray.from_buffers(entries, pa.py_buffer(offsets), pa.py_buffer(data))
-    return pl.Series(name, arrow)

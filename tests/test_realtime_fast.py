@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 
 import orjson
 import polars as pl
@@ -139,46 +138,6 @@ def test_what_the_scanner_does_not_take_goes_to_the_general_reader_with_the_same
         assert fast._decode(batch, wanted, None, None, DAY, dt.time(6)) is None
         got = fast.decode_realtime(batch, columns=SOURCE_COLUMNS, day=DAY)
         assert same(got, cut(normalize_realtime(batch, day=DAY), SOURCE_COLUMNS))
-
-
-@pytest.mark.parametrize(
-    "frame",
-    [
-        b'{"trnm":"REAL","data":[{"type":"0B","item":"005930","values":{"20":"\xff"}}]}',  # not UTF-8
-        b'{"trnm":"REAL","data":[{"type":"0B","item":"005930","values":{"20":"\xed\xa0\x80"}}]}',  # surrogate
-        b'{"trnm":"REAL","data":[{"type":"0B","item":"005930","values":{"20":"\xc3"}}]}',  # cut short
-        b'{"trnm":"REAL","data":[{"type":"0B","item":"005930","values":{"20":"09\t1"}}]}',  # control byte
-        b'{"trnm":"REAL","data":[{"type":"ZZ","item":"005930","values":{}}]}',  # unknown type
-        b'{"trnm":"PING","data":[]}',
-        b'{"trnm":"REAL","data":[{"type":"0B","values":{}}]}',  # no item
-        b'{"trnm":"REAL","data":[{"type":"0B","item":"005930","values":{}}',  # cut short
-        b'{"trnm":"REAL","data":[]} trailing',
-        b'{"trnm":"REAL","data":[{"type":"0B","item":"005930","values":{"20":"090000",}}]}',
-    ],
-)
-def test_the_scanner_refuses_what_is_not_a_real_frame_as_expected(frame):
-    from schemas._realtime_scan import scan
-
-    assert scan([frame], {"0B": ("20",)}) is None
-
-
-def test_the_scanner_reads_strings_byte_for_byte():
-    from schemas._realtime_scan import scan
-
-    frame = (
-        b' {"trnm" : "REAL" , "data" : [ {"type":"0B","name":"\xec\xa3\xbc","item":"005930",'
-        b'"values":{"10":"+81500","20":"090000","9999":"\xf0\x9f\x98\x80"}},'
-        b'{"item":"000660","type":"0B","values":{"20":"090001","10":""}}]} '
-    )
-    out = scan([b'{"trnm":"REAL","data":[]}', frame], {"0B": ("20", "10"), "0D": ("41",)})
-    assert list(out) == ["0B"]
-    entries, index, columns = out["0B"]
-    assert entries == 2 and list(memoryview(index).cast("i")) == [1, 1]
-    texts = []
-    for offsets, data in columns:
-        ends = list(memoryview(offsets).cast("i"))
-        texts.append([data[a:b] for a, b in itertools.pairwise(ends)])
-    assert texts == [[b"005930", b"000660"], [b"090000", b"090001"], [b"+81500", b""]]
 
 
 def test_bad_requests_are_refused(frames):
