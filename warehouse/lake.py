@@ -18,7 +18,8 @@ the project folder. So ``kwh`` run in the checkout and a notebook started in
 ``notebooks/`` open the same lake.
 
 Extensions load from the ``duckdb-ext-*`` packages (offline) when they are
-installed, otherwise DuckDB's own ``INSTALL`` is used.
+installed, without DuckDB's per-load signature hash (see ``_attach``); otherwise
+DuckDB's own ``INSTALL`` (signed, from DuckDB's repository) is used.
 
 Safety (``open_lake``): a damaged or missing catalog beside data files is refused,
 never re-created (``catalog_file``); a read-only open never writes the catalog; a
@@ -166,10 +167,15 @@ def _extension_dir() -> str | None:
     return str(folder) if folder.is_dir() else None
 
 
-def _load(con: duckdb.DuckDBPyConnection, name: str) -> None:
+def _load(con: duckdb.DuckDBPyConnection, name: str, packaged: bool) -> None:
     try:
         con.execute(f"LOAD {name}")
-    except duckdb.Error:
+    except duckdb.Error as exc:
+        if packaged:  # never downloaded when the packages are there: a broken install is an error
+            raise LakeError(
+                f"DuckDB extension {name!r} does not load from the duckdb-ext packages: reinstall them "
+                f"(make venv; pinned in requirements.lock) ({exc})"
+            ) from exc
         try:
             con.execute(f"INSTALL {name}")
             con.execute(f"LOAD {name}")
@@ -306,12 +312,16 @@ def _attach(config: LakeConfig, catalog: str, read_only: bool) -> duckdb.DuckDBP
     ext = _extension_dir()
     if ext:
         settings["extension_directory"] = ext
+        # The pinned duckdb-ext-* packages, installed by pip with DuckDB itself: DuckDB would hash
+        # each 50 MB file again on every LOAD to check its signature (0.3 s a connection, every
+        # command and notebook). Nothing is installed or downloaded at run time from here on.
+        settings["allow_unsigned_extensions"] = True
     con = duckdb.connect(":memory:", config=settings)
     try:
         con.execute(f"SET TimeZone = '{TIMEZONE}'")
-        _load(con, "ducklake")
+        _load(con, "ducklake", packaged=ext is not None)
         if config.scheme != "duckdb":
-            _load(con, _CATALOG_EXTENSIONS[config.scheme])
+            _load(con, _CATALOG_EXTENSIONS[config.scheme], packaged=ext is not None)
         options = [f"DATA_PATH '{_quote(config.data_path)}'"]
         if read_only or config.own_files:
             # a lake read where it was copied or mounted, or a moved lake folder: its files are here now
