@@ -174,7 +174,7 @@ def _load(con: duckdb.DuckDBPyConnection, name: str, packaged: bool) -> None:
         if packaged:  # never downloaded when the packages are there: a broken install is an error
             raise LakeError(
                 f"DuckDB extension {name!r} does not load from the duckdb-ext packages: reinstall them "
-                f"(make venv; pinned in requirements.lock) ({exc})"
+                f"(make venv; pinned in requirements.lock) ({str(exc).splitlines()[0]})"
             ) from exc
         try:
             con.execute(f"INSTALL {name}")
@@ -182,7 +182,7 @@ def _load(con: duckdb.DuckDBPyConnection, name: str, packaged: bool) -> None:
         except duckdb.Error as exc:
             raise LakeError(
                 f"DuckDB extension {name!r} is not available: install the duckdb-ext-{name} package "
-                f"(pinned in requirements.lock for ducklake and sqlite) ({exc})"
+                f"(pinned in requirements.lock for ducklake and sqlite) ({str(exc).splitlines()[0]})"
             ) from exc
 
 
