@@ -380,6 +380,10 @@ def worker(
         "log_records": b[2],
         "rss_peak_mb": _status_kb("VmHWM") / 1024,
         "cpu_cores": (b[5] - a[5]) / took,  # the worker process's CPU use, in cores
+        # entries received but not committed: flat when the committer keeps up with the offered load
+        "backlog_start": a[1] - a[3],
+        "backlog_end": b[1] - b[3],
+        "backlog_growth_s": ((b[1] - b[3]) - (a[1] - a[3])) / took,
     }
     series = [(t, m) for t, m in rss.samples if t >= warmup]
     if series:
@@ -471,6 +475,9 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=20)
     parser.add_argument("--per-frame", type=int, default=20, help="trades per REAL frame (x2 entries)")
     parser.add_argument("--rate", type=float, default=10_000.0, help="offered entries/s of the latency run")
+    parser.add_argument(
+        "--sustain", type=float, default=50_000.0, help="offered entries/s of the sustained run (0: none)"
+    )
     parser.add_argument("--profile-records", type=int, default=5_000, help="log records for the parse floor")
     parser.add_argument("--long", type=float, default=0.0, help="seconds of one extra paced run (memory)")
     parser.add_argument("--quick", action="store_true", help="1 run of 10 s each; prints only")
@@ -484,13 +491,20 @@ def main() -> None:
 
     from simulator.server import free_port
 
-    ports = free_port(), free_port()
-    sims = [_start_sim(ports[0], args.per_frame, 0.0), _start_sim(ports[1], args.per_frame, args.rate)]
-    fast, paced = (f"http://127.0.0.1:{p}" for p in ports)
+    ports = free_port(), free_port(), free_port()
+    rates = (0.0, args.rate, args.sustain)
+    sims = [
+        _start_sim(port, args.per_frame, rate)
+        for port, rate in zip(ports, rates, strict=True)
+        if rate or port == ports[0]
+    ]
+    fast, paced, sustained = (f"http://127.0.0.1:{p}" for p in ports)
     runs: list[dict[str, Any]] = []
     long_run: dict[str, Any] | None = None
     try:
-        _wait_up(fast), _wait_up(paced)
+        for url, rate in zip((fast, paced, sustained), rates, strict=True):
+            if rate or url == fast:
+                _wait_up(url)
         for i in range(args.runs):
             base = tempfile.mkdtemp(prefix="kwh-bench-stream-", dir=args.tmp)
             try:
@@ -512,6 +526,13 @@ def main() -> None:
                 secs = args.latency_seconds
                 r["paced"] = in_child(worker, paced, args.items, args.warmup, secs, base, latency=True)
                 print(f"run {i + 1} paced: {r['paced']}", flush=True)
+                if args.sustain:
+                    shutil.rmtree(base)
+                    os.makedirs(base)
+                    r["sustained"] = in_child(
+                        worker, sustained, args.items, args.warmup, args.seconds, base, latency=False
+                    )
+                    print(f"run {i + 1} sustained: {r['sustained']}", flush=True)
                 runs.append(r)
             finally:
                 shutil.rmtree(base, ignore_errors=True)
@@ -573,6 +594,27 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]], long_run: dict[
     for label, part, key in rows:
         v = m(part, key)
         lines.append(f"| {label} | {v:,.0f} | {per_run(part, key)} | {v / sock:.3f}x | {v / parse:.2f}x |")
+    if args.sustain:
+        lines += [
+            "",
+            f"Sustained: the simulator paced at {args.sustain:,.0f} entries/s offered "
+            f"(`WsConfig(load_rate=...)`), {args.seconds:g} s measured after {args.warmup:g} s; the "
+            "committer keeps up when what was received but not yet committed (the backlog) stays flat.",
+            "",
+            "| measure | median | per run |",
+            "|---|---|---|",
+        ]
+        for label, key, fmt in [
+            ("received entries/s", "log_entries_s", "{:,.0f}"),
+            ("committed entries/s", "committed_entries_s", "{:,.0f}"),
+            ("backlog at the start of the window (entries)", "backlog_start", "{:,.0f}"),
+            ("backlog at the end (entries)", "backlog_end", "{:,.0f}"),
+            ("backlog growth (entries/s)", "backlog_growth_s", "{:+,.0f}"),
+            ("worker CPU (cores)", "cpu_cores", "{:.2f}"),
+        ]:
+            lines.append(
+                f"| {label} | {fmt.format(m('sustained', key))} | {per_run('sustained', key, fmt)} |"
+            )
     ph = {k: statistics.median(r["alone"]["phases"][k] for r in runs) for k in runs[0]["alone"]["phases"]}
     total = sum(ph.values())
     lines += [
