@@ -33,7 +33,7 @@ from connectors.errors import (
 )
 from connectors.ratelimit import RateLimiter, shared_limiter
 from connectors.retry import RetryPolicy
-from connectors.settings import Settings
+from connectors.settings import Settings, tls_context
 from schemas.catalog import catalog
 from schemas.errors import UnknownTRError
 
@@ -125,6 +125,7 @@ class KiwoomClient:
             base_url=settings.base_url,
             transport=transport,
             timeout=settings.timeout,
+            verify=tls_context(),
             auth=self.auth,
             headers={"content-type": "application/json;charset=UTF-8"},
             event_hooks={"request": [self._count_request]},

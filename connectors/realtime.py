@@ -67,7 +67,7 @@ from connectors.realtime_events import (
 )
 from connectors.realtime_login import Drop, login, usable_token
 from connectors.retry import RetryPolicy
-from connectors.settings import Settings
+from connectors.settings import Settings, tls_context
 from connectors.subscriptions import Subscriptions, restore_requests
 
 __all__ = ["Gap", "RawFrame", "RealtimeSession", "SessionStats", "WireSocket", "websocket_url"]
@@ -118,7 +118,7 @@ class RealtimeSession:
         self._connect = connect or _default_connect
         self._clock = clock_ns
         self._http = httpx.AsyncClient(
-            base_url=settings.base_url, transport=transport, timeout=settings.timeout
+            base_url=settings.base_url, transport=transport, timeout=settings.timeout, verify=tls_context()
         )
         self._queue = EventQueue(queue_size, self.stats, clock_ns)
         self._sock: WireSocket | None = None

@@ -7,7 +7,7 @@ universe in the warehouse when it has been fetched.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from schemas.errors import InputError
 from warehouse import Warehouse, WarehouseError
@@ -22,8 +22,8 @@ GOLD_CODES = ("M04020000", "M04020100")
 _MARKETS = {"kospi": ("0",), "kosdaq": ("10",), "all": ("0", "10")}
 
 
-def _listed(wh: Warehouse, table: str, markets: Sequence[str]) -> list[str]:
-    if table not in wh.tables():
+def _listed(wh: Warehouse, table: str, markets: Sequence[str], tables: Collection[str]) -> list[str]:
+    if table not in tables:
         return []
     rows = wh.sql(
         f"SELECT DISTINCT symbol FROM {table} WHERE mrkt_tp IN (SELECT unnest(?)) ORDER BY symbol",
@@ -51,15 +51,16 @@ def resolve_symbols(wh: Warehouse, ds: Dataset, symbols: str | Sequence[str] | N
     if not tokens:  # none of the symbols is of this dataset's kind (a stock code for sector bars)
         return []
     family = ds.family
+    tables = wh.tables()  # one listing for the lookups below
     if family == "sector_bars":
-        universe, what = _listed(wh, "sector_list", ("0", "1")), "sector codes (ka10101)"
+        universe, what = _listed(wh, "sector_list", ("0", "1"), tables), "sector codes (ka10101)"
         keywords = {"all": universe}
     elif family == "gold_bars":
-        universe, what = _listed(wh, "stock_list", ("80",)) or list(GOLD_CODES), "gold codes"
+        universe, what = _listed(wh, "stock_list", ("80",), tables) or list(GOLD_CODES), "gold codes"
         keywords = {"all": universe}
     else:
-        universe, what = _listed(wh, "stock_list", _MARKETS["all"]), "stocks (ka10099)"
-        keywords = {k: _listed(wh, "stock_list", v) for k, v in _MARKETS.items()}
+        universe, what = _listed(wh, "stock_list", _MARKETS["all"], tables), "stocks (ka10099)"
+        keywords = {k: _listed(wh, "stock_list", v, tables) for k, v in _MARKETS.items()}
     given = [t for t in tokens if t.lower() not in keywords]
     try:
         codes = dict(zip(given, wh.resolve_names(given, name_kind(ds)), strict=True))
