@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 import re
 from typing import Annotated, Any
@@ -15,6 +17,13 @@ from flows import dataset_cmds, lake_cmds, run_cmds, stream_cmds
 from schemas.catalog import TR, Field
 
 console = lake_cmds.console  # the real width, or a wide one when piped
+
+# The modules just imported live as long as the process: frozen, the collector's passes during a
+# run skip them. Registered first, ``gc.freeze`` also runs last of the exit handlers, so the
+# interpreter's final collection skips every object alive at exit (a tenth of a second with
+# Polars and DuckDB loaded, each command); memory goes back with the process.
+gc.freeze()
+atexit.register(gc.freeze)
 
 _PREFECT_DOWN = ("Failed to reach API at", "Timed out while attempting to connect to ephemeral Prefect API")
 _DUCKDB_ENVIRONMENT = (
