@@ -294,10 +294,17 @@ class Warehouse:
 
     @_locked
     def merge_small_files(self, names: Sequence[str]) -> int:
-        """Merge the small files of datasets ``names`` (those there) and nothing else; the files merged."""
+        """Merge the small files of datasets ``names`` (those there) and nothing else; the files merged.
+
+        On a connection of its own, closed after: DuckDB keeps what a merge read for as long as the
+        connection lives, so a stream worker merging every 10 minutes on its one connection grew
+        by about 250 MB a merge (measured at 10,000 entries/s; about 20 MB a merge this way)."""
         tables = [n for n in names if n in self.tables()]
-        con = self.con
-        return int(retry_transaction(lambda: maintenance.merge_small_files(con, tables), con))
+        con = open_lake(self.config)
+        try:
+            return int(retry_transaction(lambda: maintenance.merge_small_files(con, tables), con))
+        finally:
+            con.close()
 
     @_locked
     def sort_day(self, name: str, day: date) -> int:
