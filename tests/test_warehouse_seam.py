@@ -284,3 +284,17 @@ def test_a_running_stream_merges_its_own_small_files_and_nothing_else(wh):
     assert wh.read(MINUTE).equals(rows)
     assert wh.stream_position("rt") == StreamPosition("rt", 1, 1000)
     assert wh.sql("SELECT count(*) AS n FROM meta.stream_positions")["n"][0] == 1
+
+
+def test_a_merge_leaves_files_over_the_small_file_bound_alone(wh, monkeypatch):
+    """Files an earlier merge made (over ``SMALL_FILE``) are not rewritten by the next merge."""
+    from warehouse import maintenance
+
+    run = Run.new("stream")
+    for i in range(1, 5):
+        wh.commit(Commit(run, [Rows(MINUTE, minute_bars(["005930"], i, 1), replace=False)], []))
+    sizes = wh.sql(f"SELECT data_file_size_bytes AS n FROM ducklake_list_files('lake', '{MINUTE}')")["n"]
+    monkeypatch.setattr(maintenance, "SMALL_FILE", int(sizes.min()) - 1)  # every file counts as big
+    assert wh.merge_small_files([MINUTE]) == 0
+    monkeypatch.setattr(maintenance, "SMALL_FILE", int(sizes.max()) * 10)
+    assert wh.merge_small_files([MINUTE]) == 3  # four small files became one
