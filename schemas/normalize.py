@@ -331,7 +331,7 @@ def normalize_pages(api_id: str, pages: Iterable[bytes]) -> pl.DataFrame:
         _check_return_code(api_id, df.item(0, "return_code"), df.item(0, "return_msg"), f"page {n}: ")
         return df
 
-    renames = {f.wire: f.name for f in tr.row_fields() if f.wire}
+    renames = _renames(tr)
     scalar_columns = {n: renames.get(n, n) for n in scalar_names}
 
     def scan(chunk: list[tuple[int, bytes]], pool: ThreadPoolExecutor) -> pl.DataFrame | None:
@@ -350,8 +350,7 @@ def normalize_pages(api_id: str, pages: Iterable[bytes]) -> pl.DataFrame:
         for run, got in zip(runs, read, strict=True):
             for i in np.flatnonzero(got.codes):  # the first page with an error code raises
                 _check_return_code(api_id, int(got.codes[i]), got.messages[int(i)], f"page {run[i][0]}: ")
-        frame = _coalesce_aliases(pl.concat([got.items for got in read], how="vertical"), tr.row_fields())
-        return frame.select(f.name for f in tr.row_fields())
+        return _row_strings(tr, pl.concat([got.items for got in read], how="vertical"))
 
     fields = tr.row_fields()
     order = {f.name: i for i, f in enumerate(fields)}
@@ -403,14 +402,23 @@ def _item_rows(tr: TR, bodies: pl.DataFrame) -> pl.DataFrame:
     """Parsed bodies (a row per page) to the all-string frame of their items (a row per item)."""
     main = tr.main
     assert main is not None
-    renames = {f.wire: f.name for f in tr.row_fields() if f.wire}
     exploded = (
         bodies.drop("return_code", "return_msg")
         .with_columns(pl.coalesce(main.keys).alias(main.key))  # whichever spelling the page used
         .drop(main.aliases)
-        .rename(renames)
+        .rename(_renames(tr))
         .explode(main.key, empty_as_null=False, keep_nulls=False)  # empty or missing lists: no rows
         .unnest(main.key)
     )
-    frame = _coalesce_aliases(exploded, tr.row_fields())
-    return frame.select(f.name for f in tr.row_fields())
+    return _row_strings(tr, exploded)
+
+
+def _renames(tr: TR) -> dict[str, str]:
+    """Wire name -> column name where they differ (a scalar whose wire name an item uses too)."""
+    return {f.wire: f.name for f in tr.row_fields() if f.wire}
+
+
+def _row_strings(tr: TR, items: pl.DataFrame) -> pl.DataFrame:
+    """Item rows (items and their page's scalars, wire-renamed) to the all-string frame of the TR's
+    row fields, in their order, each alias folded into its field."""
+    return _coalesce_aliases(items, tr.row_fields()).select(f.name for f in tr.row_fields())

@@ -103,7 +103,7 @@ def test_a_garbage_value_raises_naming_the_field_and_the_value(frames, code, fid
         )
 
 
-def test_any_key_order_and_whitespace_take_the_scanner_and_give_the_same_answer(frames, monkeypatch):
+def test_any_key_order_and_whitespace_take_the_scanner_and_give_the_same_answer(frames):
     body = orjson.loads(frames[0])
     spaced = orjson.dumps(body, option=orjson.OPT_INDENT_2)
     moved = orjson.loads(frames[1])

@@ -93,11 +93,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[Change]:
     if ro and ro[0]:
         return []
 
-    if not plan(con):  # current (the usual case): no transaction, which costs a catalog round trip
-        return []
-
     def body() -> list[Change]:
-        changes = plan(con)  # again inside: another process may have migrated meanwhile
+        changes = plan(con)
         if not changes:
             return []
         summary = {c.dataset: c.summary(_apply(con, c)) for c in changes}

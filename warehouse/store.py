@@ -298,7 +298,7 @@ class Warehouse:
 
         On a connection of its own, closed after: DuckDB keeps what a merge read for as long as the
         connection lives, so a stream worker merging every 10 minutes on its one connection grew
-        by about 250 MB a merge (measured at 10,000 entries/s; about 20 MB a merge this way)."""
+        by about 250 MB a merge (measured at 10,000 entries/s; about 25 MB a merge this way)."""
         tables = [n for n in names if n in self.tables()]
         con = open_lake(self.config)
         try:
