@@ -56,6 +56,8 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 # Run as a script, this file's folder is first on sys.path and the file's name hides the package.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
@@ -104,6 +106,17 @@ class _Timer:
                 self.n[name] = self.n.get(name, 0) + 1
 
         return timed
+
+
+_LAT_BINS = 120_000  # ms
+
+
+def _quantile_ms(hist: Any, q: float) -> float:
+    """The ``q`` quantile of a 1 ms latency histogram: the upper edge of the bin that reaches it."""
+    total = int(hist.sum())
+    if not total:
+        return float("nan")
+    return float(np.searchsorted(np.cumsum(hist), q * total, side="left") + 1)
 
 
 def _slope(points: list[tuple[float, float]]) -> float:
@@ -309,12 +322,16 @@ def worker(
 ) -> dict[str, Any]:
     """``run_stream`` for ``warmup + seconds``: rates into the log and into committed rows, per-entry
     commit latency, RSS. Returns without the graceful stop's drain (an unpaced run's backlog)."""
-    import polars as pl
 
+    from flows import stream_threads
     from flows.stream import StreamConfig, run_stream
     from warehouse import Warehouse
 
-    lat: list[tuple[float, Any]] = []  # (commit done, s after start; latencies in ms of its entries)
+    # per-entry latency in 1 ms bins up to _LAT_BINS ms (the last bin holds the rest), counted from the
+    # first commit after the warm-up: a fixed array, so measuring does not grow the worker's memory
+    hist = np.zeros(_LAT_BINS, dtype=np.int64)
+    worst = [0.0]
+    by_minute: dict[int, float] = {}  # minute after the warm-up: the worst latency of its commits
     t0 = time.perf_counter()
     orig_commit = Warehouse.commit
 
@@ -322,13 +339,26 @@ def worker(
         result = orig_commit(self, c)
         done_us = time.time_ns() // 1000
         at = time.perf_counter() - t0
+        if at < warmup:
+            return result
         for r in c.rows:
             if "received_at" in r.frame.columns and r.frame.height:
-                got = r.frame["received_at"].dt.epoch("us")
-                lat.append((at, ((done_us - got) / 1000.0).cast(pl.Float64)))
+                ms = (done_us - r.frame["received_at"].dt.epoch("us").to_numpy()) / 1000.0
+                worst[0] = max(worst[0], float(ms.max()))
+                minute = int((at - warmup) // 60)
+                by_minute[minute] = max(by_minute.get(minute, 0.0), float(ms.max()))
+                hist[:] += np.bincount(np.clip(ms, 0, _LAT_BINS - 1).astype(np.int64), minlength=_LAT_BINS)
         return result
 
     Warehouse.commit = commit  # type: ignore[method-assign]
+    merges: list[Any] = []
+    orig_merges_init = stream_threads.Merges.__init__
+
+    def merges_init(self: Any, *a: Any, **kw: Any) -> None:
+        orig_merges_init(self, *a, **kw)
+        merges.append(self)
+
+    stream_threads.Merges.__init__ = merges_init  # type: ignore[method-assign]
     samples: list[tuple[float, int, int, int, int, float]] = []
     rss = _RssSampler()
     rss.t0 = t0
@@ -379,6 +409,8 @@ def worker(
         "commits_s": (b[4] - a[4]) / took,
         "log_records": b[2],
         "rss_peak_mb": _status_kb("VmHWM") / 1024,
+        # the merges of small files between commits (``flows.stream_threads.Merges``)
+        **{f"merge_{k}": v for k, v in (merges[0].stats() if merges else {}).items() if k != "last_error"},
         "cpu_cores": (b[5] - a[5]) / took,  # the worker process's CPU use, in cores
         # entries received but not committed: flat when the committer keeps up with the offered load
         "backlog_start": a[1] - a[3],
@@ -398,14 +430,13 @@ def worker(
             "rss_series": [(round(t - warmup), round(m)) for t, m in series[::120]],  # a minute apart
         }
     if latency:
-        kept = [v for t, v in lat[:] if warmup <= t <= end]
-        ms = pl.concat(kept) if kept else pl.Series([float("nan")])
+        total = int(hist.sum())
         out |= {
-            "p50_ms": float(ms.quantile(0.5, "linear")),
-            "p99_ms": float(ms.quantile(0.99, "linear")),
-            "max_ms": float(ms.max()),
-            "latency_entries": ms.len(),
-            "commits": len(kept),
+            "p50_ms": _quantile_ms(hist, 0.5),
+            "p99_ms": _quantile_ms(hist, 0.99),
+            "max_ms": worst[0],
+            "latency_entries": total,
+            "max_ms_by_minute": [round(by_minute[m]) for m in sorted(by_minute)],
         }
     return out
 
@@ -690,10 +721,14 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]], long_run: dict[
             f"p50 {lr['p50_ms']} ms, p99 {lr['p99_ms']} ms, max {lr['max_ms']} ms; RSS start "
             f"{lr['rss_start_mb']} MB, middle {lr['rss_mid_mb']} MB, end {lr['rss_end_mb']} MB, "
             f"peak {lr['rss_peak_mb']} MB, slope {long_run['rss_slope_mb_min']:+.1f} MB/min over the "
-            "second half.",
+            f"second half; {lr.get('merge_merges', '0')} merges of small files between the commits "
+            f"({lr.get('merge_files_merged', '0')} files; the longest "
+            f"{long_run.get('merge_longest_s', 0):.2f} s).",
             "",
             "RSS over the long run (s after warm-up: MB): "
-            + ", ".join(f"{t}: {mb:,}" for t, mb in long_run.get("rss_series", [])),
+            + ", ".join(f"{t}: {mb:,}" for t, mb in long_run.get("rss_series", []))
+            + "\n\nWorst receive -> queryable per minute (ms): "
+            + ", ".join(f"{ms:,}" for ms in long_run.get("max_ms_by_minute", [])),
         ]
     return "\n".join(lines) + "\n"
 

@@ -11,7 +11,8 @@ deployment call it):
    (group-committed with fsync by the log's flusher, at most ~50 ms apart);
 4. a committer reads the log (never the socket) and commits micro-batches with
    their log position in one transaction (``warehouse.stream_commit``): a decoder
-   thread prepares the next batch while a commit thread commits the last one;
+   thread prepares the next batch while a commit thread commits the last one, and merges
+   the day's small files between commits every ``merge_every`` seconds (``flows.stream_threads``);
 5. on ``until``, SIGINT or SIGTERM: close the session, fsync, commit the rest,
    merge the day's small files, record the run, and return a summary.
 """
@@ -22,8 +23,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,9 +33,10 @@ from typing import Any
 import polars as pl
 
 from connectors import Gap, RawFrame, RealtimeSession, Settings
+from flows.stream_threads import CommitLoop, Merges
 from schemas.calendar import KST, is_trading_day
 from warehouse import Run, Warehouse
-from warehouse.stream_commit import Batch, StreamCommitter, gap_record
+from warehouse.stream_commit import StreamCommitter, gap_record
 from warehouse.ticklog import TickLog
 
 __all__ = ["StreamConfig", "StreamSummary", "log_folder", "run_stream", "stream_status", "write_status"]
@@ -55,7 +55,7 @@ class StreamConfig:
     stream: str = "realtime"  # the stream's name in meta.stream_positions
     log_dir: Path | None = None  # default: <lake>/stream/<stream>
     commit_interval: float = 0.25  # seconds between commits when frames keep coming
-    merge_every: float = 600.0  # seconds between merges of the day's small files (0: at the end only)
+    merge_every: float = 5.0  # seconds between merges of the day's small files (0: at the end only)
     day: date | None = None  # a replayed session's date (the simulator's replay mode)
 
 
@@ -72,6 +72,7 @@ class StreamSummary:
     log_lag: int = 0  # records appended but not committed when the summary was taken
     torn_tail: str | None = None
     compacted: dict[str, int] = field(default_factory=dict)
+    merges: dict[str, Any] = field(default_factory=dict)  # the merges of small files during the run
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -80,78 +81,6 @@ class StreamSummary:
 def log_folder(wh: Warehouse, stream: str) -> Path:
     """Where a stream's tick log lives: beside the lake's files."""
     return Path(wh.config.root) / "stream" / stream
-
-
-class _CommitLoop(threading.Thread):
-    """Commits whatever the log has made durable, in two stages that overlap.
-
-    A decoder thread reads and decodes the next batch (``StreamCommitter.prepare``) while this
-    thread commits the last one (``apply``); one batch waits between them at most, so memory
-    stays at about three batches of ``max_bytes``. A batch takes what is durable once
-    ``interval`` has passed since the last one was cut (up to the committer's bounds): commits
-    are ``interval`` apart when frames keep coming, and as large as the bounds, not more
-    frequent, under a backlog. On ``halt`` the decoder stops and the batches it made are committed.
-    """
-
-    def __init__(
-        self, committer: StreamCommitter, wh: Warehouse, interval: float, merge_every: float
-    ) -> None:
-        super().__init__(name="stream-committer", daemon=True)
-        self.committer = committer
-        self.wh = wh
-        self.interval = interval
-        self.merge_every = merge_every
-        self.halt = threading.Event()
-        self.error: BaseException | None = None
-        self._batches: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
-        self._decoder = threading.Thread(target=self._decode, name="stream-decoder", daemon=True)
-
-    def _decode(self) -> None:
-        committer, cursor, last_cut = self.committer, self.committer.position, time.monotonic()
-        try:
-            while not self.halt.is_set() and self.error is None:
-                if cursor is not None and not committer.pending(cursor):
-                    committer.log.wait_past(cursor, timeout=0.1)
-                    continue
-                due = last_cut + self.interval - time.monotonic()
-                if due > 0:
-                    self.halt.wait(due)
-                    continue
-                batch = committer.prepare(cursor)
-                last_cut = time.monotonic()
-                if batch is None:  # a log never committed, with nothing durable in it yet
-                    continue
-                cursor = batch.end
-                while not self._put(batch):
-                    if self.error is not None:
-                        return
-        except BaseException as exc:  # the worker stops and reports it
-            self.error = exc
-        finally:
-            while not self._put(None) and self.error is None:
-                pass
-
-    def _put(self, item: Batch | None) -> bool:
-        try:
-            self._batches.put(item, timeout=0.1)
-        except queue.Full:
-            return False
-        return True
-
-    def run(self) -> None:
-        self._decoder.start()
-        last_merge = time.monotonic()
-        try:
-            while (batch := self._batches.get()) is not None:
-                self.committer.apply(batch)
-                if self.merge_every and time.monotonic() - last_merge > self.merge_every:
-                    self.wh.merge_small_files(STREAM_TABLES)  # the day's micro-batches, nothing else
-                    last_merge = time.monotonic()
-        except BaseException as exc:  # the worker stops and reports it
-            self.error = exc
-            with contextlib.suppress(queue.Empty):
-                self._batches.get_nowait()  # unblocks the decoder, which then sees the error
-        self._decoder.join()
 
 
 def _close_days(wh: Warehouse, run: Run) -> dict[str, int]:
@@ -220,7 +149,8 @@ async def run_stream(
             summary.torn_tail = str(tick_log.recovered)
         committer = StreamCommitter(wh, tick_log, cfg.stream, run, day=cfg.day)
         summary.replayed = await asyncio.to_thread(committer.drain)
-        loop = _CommitLoop(committer, wh, cfg.commit_interval, cfg.merge_every)
+        merges = Merges(wh, STREAM_TABLES, cfg.merge_every)
+        loop = CommitLoop(committer, cfg.commit_interval, merges)
         loop.start()
         rt = session or RealtimeSession(settings)
         try:
@@ -236,6 +166,7 @@ async def run_stream(
             tick_log.sync()
             loop.halt.set()
             await asyncio.to_thread(loop.join)
+            summary.merges = merges.stats()
             if loop.error is not None and summary.error is None:
                 summary.status, summary.error = "failed", f"commit: {type(loop.error).__name__}: {loop.error}"
             await asyncio.to_thread(committer.drain)  # everything that reached the log
@@ -257,7 +188,7 @@ async def _receive(
     cfg: StreamConfig,
     stop: asyncio.Event,
     summary: StreamSummary,
-    loop: _CommitLoop,
+    loop: CommitLoop,
     progress: Callable[[StreamSummary], None] | None,
     clock: Callable[[], datetime],
 ) -> None:
@@ -304,7 +235,7 @@ async def _watch(
     rt: RealtimeSession,
     stop: asyncio.Event,
     until: datetime | None,
-    loop: _CommitLoop,
+    loop: CommitLoop,
     clock: Callable[[], datetime],
 ) -> None:
     """Close the session on ``stop``, at ``until``, or when the committer fails."""

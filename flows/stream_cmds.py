@@ -75,6 +75,17 @@ def _show(summary: StreamSummary) -> None:
         f"rows {c.get('rows', {})}; {s.get('reconnects', 0)} reconnects, {c.get('gaps', 0)} gap rows, "
         f"{c.get('rejected', 0)} rejected, {c.get('duplicates', 0)} duplicate trades"
     )
+    m = summary.merges
+    if m.get("merges") or m.get("failures"):
+        console.print(
+            f"small files: {m.get('merges', 0)} merges beside the commits ({m.get('files_merged', 0)} files "
+            f"merged, {m.get('seconds', 0):.1f}s, peak {m.get('peak_mb', 0):.0f} MB in the merge process)"
+            + (
+                f", [yellow]{m['failures']} failed[/yellow]: {m.get('last_error')}"
+                if m.get("failures")
+                else ""
+            )
+        )
     if summary.torn_tail:
         console.print(f"[yellow]the log's torn tail was cut:[/yellow] {summary.torn_tail}")
     if summary.error:

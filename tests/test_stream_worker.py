@@ -242,6 +242,26 @@ def test_a_dropped_connection_is_a_gap_and_the_stream_goes_on(tmp_path):
     assert counts(tmp_path / "lake", "stock_trades") == {c: by_item[c]["0B"] for c in codes}
 
 
+def test_merges_beside_the_commits_lose_and_duplicate_nothing(tmp_path):
+    """The worker merges its small files between commits every half second."""
+    with make_server() as srv:
+        codes = [s.code for s in srv.sim.market.universe.stocks[:5]]
+        summary = stream_for(srv, tmp_path, codes, 6.0, merge_every=0.5)
+    assert summary.status == "completed", summary.error
+    assert summary.merges["merges"] >= 2 and summary.merges["failures"] == 0, summary.merges
+    assert summary.merges["files_merged"] > 0
+    by_item = logged(tmp_path)
+    assert counts(tmp_path / "lake", "stock_trades") == {c: by_item[c]["0B"] for c in codes}
+    assert counts(tmp_path / "lake", "stock_orderbook") == {c: by_item[c]["0D"] for c in codes}
+    con = connect(read_only=True, warehouse=tmp_path / "lake")
+    dupes = con.execute(
+        "SELECT count(*) FROM (SELECT symbol, venue, date, cum_volume FROM stock_trades GROUP BY ALL "
+        "HAVING count(*) > 1)"
+    ).fetchone()
+    con.close()
+    assert dupes == (0,)
+
+
 READER = """
 import sys, time
 from pathlib import Path

@@ -64,6 +64,13 @@ __all__ = [
 LAKE = "lake"  # the attached catalog's name; datasets are lake.main.<name>
 TIMEZONE = "Asia/Seoul"
 _CATALOG_EXTENSIONS = {"sqlite": "sqlite", "postgres": "postgres", "mysql": "mysql"}
+# The SQLite catalogs this process has open through DuckDB, and the connections holding them. The
+# checks before an open read the file with Python's ``sqlite3`` and plain reads: a second copy of
+# SQLite, whose closing of the file drops every POSIX lock DuckDB's copy holds on it (in WAL mode,
+# the one telling other processes a connection still uses the WAL; another process may then reset
+# the WAL index under this one: "database disk image is malformed"). So they run only at the
+# process's first open of a catalog, while nothing else here holds it.
+_LIVE: dict[Path, weakref.WeakSet[duckdb.DuckDBPyConnection]] = {}
 
 T = TypeVar("T")
 
@@ -283,6 +290,11 @@ def open_lake(config: LakeConfig, read_only: bool = False) -> duckdb.DuckDBPyCon
     read_only = read_only or config.read_only
     sqlite_path = config.sqlite_path()
     _check_folder(config, read_only)
+    live = _LIVE.setdefault(sqlite_path.absolute(), weakref.WeakSet()) if sqlite_path else None
+    if live:  # open in this process already, and checked then: never touch the file beside it
+        con = _attach(config, config.catalog, read_only)
+        live.add(con)
+        return con
     if read_only and not config.exists():  # (a missing catalog beside data files raises in exists())
         raise WarehouseError(f"no warehouse at {config.root}: nothing has been written there yet")
     copy = _readable_copy(sqlite_path) if read_only and sqlite_path is not None else None
@@ -301,6 +313,8 @@ def open_lake(config: LakeConfig, read_only: bool = False) -> duckdb.DuckDBPyCon
         raise
     if copy is not None:
         weakref.finalize(con, shutil.rmtree, copy.parent, True)
+    elif live is not None:
+        live.add(con)
     return con
 
 

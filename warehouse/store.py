@@ -20,9 +20,7 @@ lock around them, because one DuckDB connection is not safe for concurrent use.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, timedelta
@@ -76,14 +74,34 @@ def _locked(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-class Warehouse:
-    """The lake, opened for writing. One per process is enough; writes are serialized by a lock."""
+RECYCLE_AFTER = 100  # commits on one connection before it is closed and opened again (see Warehouse)
 
-    def __init__(self, config: LakeConfig | None = None, *, warehouse: str | Path | None = None) -> None:
+
+class Warehouse:
+    """The lake, opened for writing. One per process is enough; writes are serialized by a lock.
+
+    The connection is closed and opened again after every ``recycle_after`` commits (about 0.1 s).
+    DuckLake 0.3 (duckdb 1.4.4) keeps the table statistics of every snapshot its connection
+    committed and never lets them go (duckdb/ducklake#1018, fixed in later DuckLake), and DuckDB
+    keeps memory a merge used until its connection closes: a stream worker committing three times
+    a second grew about 10 MB a minute on one connection (about 50 KB a commit with the two stream
+    tables), and is flat with the connection reopened every 100 commits (measured here).
+    """
+
+    def __init__(
+        self,
+        config: LakeConfig | None = None,
+        *,
+        warehouse: str | Path | None = None,
+        recycle_after: int = RECYCLE_AFTER,
+    ) -> None:
         self.config = config or LakeConfig.load(warehouse)
         self._con: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.RLock()
         self._ready: set[str] = set()
+        self.recycle_after = recycle_after
+        self._commits = 0  # on the open connection
+        self.reopened = 0  # times the connection was recycled
 
     def __repr__(self) -> str:
         return f"Warehouse({self.config.describe()})"
@@ -95,6 +113,8 @@ class Warehouse:
         with self._lock:
             if self._con is None:
                 con = self._con = open_lake(self.config)
+                # a writer reads back little of what it wrote; cached, a stream's merges kept ~80 MB
+                con.execute("SET enable_external_file_cache = false")
                 retry_transaction(lambda: create_meta(con), con, also=("already exists",))
                 retry_transaction(lambda: migrate(con), con)  # a lake of an older layout, in place
             return self._con
@@ -105,6 +125,7 @@ class Warehouse:
             self._con.close()
             self._con = None
             self._ready.clear()
+            self._commits = 0
 
     def __enter__(self) -> Warehouse:
         return self
@@ -150,6 +171,10 @@ class Warehouse:
             self.ensure(part.ds)
         con = self.con
         replaced = retry_transaction(lambda: transaction(con, run, parts, positions, gaps, healed), con)
+        self._commits += 1
+        if self.recycle_after and self._commits >= self.recycle_after:
+            self.close()  # the next use opens it again (see the class's docstring)
+            self.reopened += 1
         return results(parts, replaced, positions)
 
     @_locked
@@ -174,19 +199,19 @@ class Warehouse:
             return WriteResult(ds.name, 0, 0, ())
         return self._apply(run, [Part.of(ds, rows, spans, cursor)], ()).writes[0]
 
+    @_locked
     def snapshot(self) -> int:
-        """The lake's newest snapshot id (one more per commit, whoever commits).
+        """The lake's newest snapshot id (one more per commit, whoever commits), about 3 ms.
 
         A writer that caches what it committed compares it before and after its own commit: any
-        other step means another process committed. With a SQLite catalog it is read from the
-        catalog file directly (a fraction of a millisecond, against ~10 ms through DuckLake)."""
-        path = self.config.sqlite_path()
-        if path is not None:
-            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as db:
-                row = db.execute("SELECT max(snapshot_id) FROM ducklake_snapshot").fetchone()
-        else:
-            with self._lock:
-                row = self.con.execute(f"FROM {LAKE}.current_snapshot()").fetchone()
+        other step means another process committed. Read through this handle's connection, never
+        with Python's ``sqlite3`` beside it: that is a second copy of SQLite in the process, and
+        closing its file drops the POSIX locks DuckDB's copy holds on the catalog (in WAL mode, the
+        lock that tells other processes a connection is still using the WAL). Another process
+        opening the catalog then takes itself for the first and resets the WAL index under this
+        writer: "database disk image is malformed" within a minute of a stream worker next to
+        a merge process (measured here)."""
+        row = self.con.execute(f"FROM {LAKE}.current_snapshot()").fetchone()
         return int(row[0]) if row and row[0] is not None else -1
 
     # ------------------------------------------------------------------ progress
@@ -296,15 +321,15 @@ class Warehouse:
     def merge_small_files(self, names: Sequence[str]) -> int:
         """Merge the small files of datasets ``names`` (those there) and nothing else; the files merged.
 
-        On a connection of its own, closed after: DuckDB keeps what a merge read for as long as the
-        connection lives, so a stream worker merging every 10 minutes on its one connection grew
-        by about 250 MB a merge (measured at 10,000 entries/s; about 25 MB a merge this way)."""
+        On this handle's connection, holding the lock: this handle's commits wait for it. Not on a
+        second connection beside this one, whose opening reads the catalog with Python's
+        ``sqlite3`` (see ``snapshot``), nor in another process beside the commits: with a SQLite
+        catalog a merge beside a committer never commits (``flows.stream_threads.Merges``)."""
         tables = [n for n in names if n in self.tables()]
-        con = open_lake(self.config)
-        try:
-            return int(retry_transaction(lambda: maintenance.merge_small_files(con, tables), con))
-        finally:
-            con.close()
+        if not tables:
+            return 0
+        con = self.con
+        return int(retry_transaction(lambda: maintenance.merge_small_files(con, tables), con))
 
     @_locked
     def sort_day(self, name: str, day: date) -> int:
