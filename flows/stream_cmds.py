@@ -78,8 +78,8 @@ def _show(summary: StreamSummary) -> None:
     m = summary.merges
     if m.get("merges") or m.get("failures"):
         console.print(
-            f"small files: {m.get('merges', 0)} merges beside the commits ({m.get('files_merged', 0)} files "
-            f"merged, {m.get('seconds', 0):.1f}s, peak {m.get('peak_mb', 0):.0f} MB in the merge process)"
+            f"small files: {m.get('merges', 0)} merges between the commits ({m.get('files_merged', 0)} files "
+            f"merged, {m.get('seconds', 0):.1f}s in all, the longest {m.get('longest_s', 0):.2f}s)"
             + (
                 f", [yellow]{m['failures']} failed[/yellow]: {m.get('last_error')}"
                 if m.get("failures")
