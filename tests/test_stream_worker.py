@@ -10,6 +10,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import httpx
 import orjson
 import polars as pl
@@ -260,6 +261,34 @@ def test_merges_beside_the_commits_lose_and_duplicate_nothing(tmp_path):
     ).fetchone()
     con.close()
     assert dupes == (0,)
+
+
+def test_a_failed_merge_is_rolled_back_counted_and_the_stream_goes_on(tmp_path, monkeypatch):
+    """A merge that fails halfway through its transaction (here: after deleting the day's trades)
+    is rolled back, counted and shown, and the next commits land every entry once."""
+    from warehouse import maintenance
+    from warehouse.lake import LAKE
+
+    real, calls = maintenance.merge_small_files, []
+
+    def failing(con: Any, tables: Any) -> int:
+        calls.append(1)
+        if len(calls) > 2:
+            return real(con, tables)
+        con.execute("BEGIN")
+        con.execute(f"DELETE FROM {LAKE}.stock_trades")
+        raise duckdb.IOException("No space left on device (test)")
+
+    monkeypatch.setattr(maintenance, "merge_small_files", failing)
+    with make_server() as srv:
+        codes = [s.code for s in srv.sim.market.universe.stocks[:4]]
+        summary = stream_for(srv, tmp_path, codes, 5.0, merge_every=0.5)
+    assert summary.status == "completed", summary.error
+    assert summary.merges["failures"] == 2 and summary.merges["merges"] >= 1, summary.merges
+    assert "No space left on device (test)" in summary.merges["last_error"]
+    by_item = logged(tmp_path)
+    assert counts(tmp_path / "lake", "stock_trades") == {c: by_item[c]["0B"] for c in codes}
+    assert counts(tmp_path / "lake", "stock_orderbook") == {c: by_item[c]["0D"] for c in codes}
 
 
 READER = """
