@@ -19,6 +19,7 @@ import time
 from datetime import date, datetime
 from pathlib import Path
 
+import httpx
 import orjson
 import polars as pl
 import pytest
@@ -80,6 +81,15 @@ def _streaming(
     raise AssertionError("the worker did not start streaming")
 
 
+def _sent(connections: list[dict], kind: str) -> dict[str, int]:
+    """Entries of ``kind`` the simulator sent per item, summed over its connections' counters."""
+    out: dict[str, int] = {}
+    for conn in connections:
+        for item, kinds in conn["sent"].items():
+            out[item] = out.get(item, 0) + kinds.get(kind, 0)
+    return out
+
+
 def _on_disk(folder: Path) -> dict[int, bytes]:
     return {rec.seq: rec.payload for rec in read_records(folder)} if folder.exists() else {}
 
@@ -106,6 +116,7 @@ def test_sigkill_storm_loses_and_doubles_nothing(tmp_path):
         assert proc.returncode == 0, out.decode()[-2000:]
         reached |= _on_disk(folder)
         healed = asyncio.run(_heal(srv, lake, codes, tmp_path))
+        conns = httpx.get(srv.base_url + "/_sim/ws").json()["connections"]
     report = verify(Warehouse(warehouse=lake), DAY)
     assert healed.rows > 0, "the restarts left holes for the heal to fill"
     assert report.height == len(codes) and report["status"].unique().to_list() == ["ok"], report.filter(
@@ -127,7 +138,19 @@ def test_sigkill_storm_loses_and_doubles_nothing(tmp_path):
     stored_trades = con.execute("SELECT symbol, cum_volume FROM stock_trades").fetchall()
     stored_books = con.execute("SELECT symbol, log_seq, entry FROM stock_orderbook").fetchall()
     runs = con.execute("SELECT count(*) FROM meta.runs WHERE flow = 'stream'").fetchone()
+    streamed = con.execute(
+        "SELECT symbol, count(*) FROM stock_trades WHERE source = 'stream' GROUP BY 1"
+    ).fetchall()
     con.close()
+    # the simulator's per-connection counters bound what can have reached the log and the lake
+    streaming = [c for c in conns if c["frames"]]
+    assert len(streaming) >= 6, f"{len(streaming)} connections streamed: each killed worker had one"
+    real = sum(1 for p in reached.values() if orjson.loads(p).get("trnm") == "REAL")
+    assert real <= sum(c["frames"] for c in streaming), "the log holds frames the simulator never sent"
+    bound = {kind: _sent(streaming, kind) for kind in ("0B", "0D")}
+    assert all(n <= bound["0B"].get(sym, 0) for sym, n in streamed), "more trades streamed than sent"
+    books_per = pl.DataFrame(stored_books, schema=["symbol", "log_seq", "entry"], orient="row")
+    assert all(n <= bound["0D"].get(sym, 0) for sym, n in books_per.group_by("symbol").len().iter_rows())
     assert len(stored_trades) == len(set(stored_trades)), "a trade stored twice (healed or streamed)"
     assert len(stored_books) == len(set(stored_books)), "a book entry stored twice"
     assert trades <= set(stored_trades), f"{len(trades - set(stored_trades))} logged trades lost"
