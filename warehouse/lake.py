@@ -197,7 +197,10 @@ def _prepare_sqlite(path: Path) -> None:
     """A new SQLite catalog in WAL mode, so readers never block the writer's commit."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with sqlite3.connect(path) as db:
+        # closed here, not left to the collector: a sqlite3 connection sits in a reference cycle
+        # (its statement cache), and closing it later, once DuckDB holds the catalog, would drop
+        # DuckDB's locks on it (see _LIVE)
+        with contextlib.closing(sqlite3.connect(path)) as db:
             db.execute("PRAGMA journal_mode=WAL")
     except (OSError, sqlite3.Error) as exc:
         raise LakeError(f"cannot create the catalog {path} ({exc}): check the folder's permissions") from None
