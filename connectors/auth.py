@@ -23,18 +23,17 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import httpx
 import orjson
 
 from connectors.errors import TOKEN_INVALID, AuthError, KiwoomError, MalformedResponse, OrderRefused, classify
 from connectors.settings import Secret, Settings
+from schemas.calendar import KST
 from schemas.catalog import catalog
 
-__all__ = ["KST", "REVOKE_PATH", "TOKEN_PATH", "KiwoomAuth", "Token", "TokenCache"]
+__all__ = ["REVOKE_PATH", "TOKEN_PATH", "KiwoomAuth", "Token", "TokenCache"]
 
-KST = ZoneInfo("Asia/Seoul")
 TOKEN_PATH = "/oauth2/token"
 REVOKE_PATH = "/oauth2/revoke"
 log = logging.getLogger(__name__)

@@ -21,6 +21,7 @@ import polars as pl
 
 from connectors import InvalidRequest, KiwoomClient, Page, oldest_row, rows_before
 from schemas import calendar as cal
+from schemas.calendar import TZ_NAME
 from schemas.catalog import catalog
 from schemas.columns import OPTION_VALUES, option_column, option_wire
 from schemas.normalize import normalize_pages
@@ -193,7 +194,7 @@ def plan(
 
 def _day(ds: Dataset) -> pl.Expr:
     col = pl.col(ds.time)
-    return col if ds.schema[ds.time] == pl.Date else col.dt.convert_time_zone("Asia/Seoul").dt.date()
+    return col if ds.schema[ds.time] == pl.Date else col.dt.convert_time_zone(TZ_NAME).dt.date()
 
 
 async def run_job(

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from schemas.calendar import TZ_NAME
 from warehouse import LakeConfig, Warehouse, WarehouseError, connect, maintenance
 
 # piped output (`make demo | tee`) gets a wide table instead of rich's 80 columns
@@ -164,15 +165,13 @@ def show_status(wh: Warehouse, n_gaps: int = 20, n_runs: int = 10) -> None:
         if status.is_empty():
             console.print(f"warehouse at {wh.config.root}: no datasets yet")
             return
-        status = status.with_columns(
-            pl.col("last_write").dt.convert_time_zone("Asia/Seoul").dt.strftime("%F %T")
-        )
+        status = status.with_columns(pl.col("last_write").dt.convert_time_zone(TZ_NAME).dt.strftime("%F %T"))
         console.print(frame_table(status, title=f"warehouse {wh.config.root}"))
         recent = wh.runs(n_runs).select(
             "run_id",
             "flow",
             "status",
-            pl.col("started_at").dt.convert_time_zone("Asia/Seoul").dt.strftime("%F %T"),
+            pl.col("started_at").dt.convert_time_zone(TZ_NAME).dt.strftime("%F %T"),
             "rows_written",
         )
         console.print(frame_table(recent, title="recent runs"))
@@ -196,9 +195,7 @@ def _show_streams(wh: Warehouse) -> None:
     streams, open_gaps = stream_status(wh)
     if streams.is_empty():
         return
-    streams = streams.with_columns(
-        pl.col("committed_at").dt.convert_time_zone("Asia/Seoul").dt.strftime("%F %T")
-    )
+    streams = streams.with_columns(pl.col("committed_at").dt.convert_time_zone(TZ_NAME).dt.strftime("%F %T"))
     console.print(frame_table(streams, title="realtime streams (kwh stream)"))
     if not open_gaps.is_empty():
         shown = open_gaps.select("stream", "symbol", "start_ts", "end_ts", "reason").head(20)

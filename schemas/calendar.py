@@ -20,6 +20,7 @@ __all__ = [
     "SESSION_BARS",
     "SESSION_CLOSE",
     "SESSION_OPEN",
+    "TZ_NAME",
     "is_trading_day",
     "last_trading_day_on_or_before",
     "next_trading_day",
@@ -29,7 +30,8 @@ __all__ = [
     "trading_days",
 ]
 
-KST = ZoneInfo("Asia/Seoul")
+TZ_NAME = "Asia/Seoul"  # the one time zone: the Korean market's; its name for Polars and SQL
+KST = ZoneInfo(TZ_NAME)
 SESSION_OPEN = time(9, 0)
 SESSION_CLOSE = time(15, 30)
 SESSION_BARS = 390  # 09:01 .. 15:30, each bar labelled by its end minute

@@ -15,9 +15,11 @@ from enum import StrEnum
 
 import polars as pl
 
-__all__ = ["KST", "Kind", "Unit", "infer_kind", "output_columns"]
+from schemas.calendar import TZ_NAME
 
-KST = "Asia/Seoul"
+__all__ = ["KST_TS", "Kind", "Unit", "infer_kind", "output_columns"]
+
+KST_TS = pl.Datetime("us", TZ_NAME)  # every stored time stamp: microseconds, Korea's time
 
 
 class Kind(StrEnum):
@@ -191,7 +193,7 @@ def output_columns(name: str, kind: Kind | str) -> dict[str, pl.DataType]:
         Kind.SIDE_QTY: pl.Int64(),
         Kind.DATE: pl.Date(),
         Kind.TIME: pl.Time(),
-        Kind.TIMESTAMP: pl.Datetime("us", KST),
+        Kind.TIMESTAMP: KST_TS,
         Kind.CODE: pl.String(),
         Kind.ENUM: pl.String(),
         Kind.TEXT: pl.String(),

@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from schemas.calendar import TZ_NAME
 from schemas.catalog import TR, Field, catalog
 from schemas.errors import BodyShapeError, FieldValueError
-from schemas.kinds import KST, Kind
+from schemas.kinds import Kind
 from schemas.scanned import page_strings
 
 __all__ = [
@@ -95,7 +96,7 @@ def _field_exprs(f: Field, src: str, out: str) -> tuple[list[pl.Expr], pl.Expr]:
         shape = s.str.contains(r"^(\d{6}|\d\d:\d\d(:\d\d)?)$")
         return [v.alias(out)], present & (v.is_null() | ~shape)
     if kind == Kind.TIMESTAMP:
-        v = s.str.to_datetime("%Y%m%d%H%M%S", time_unit="us", time_zone=KST, strict=False)
+        v = s.str.to_datetime("%Y%m%d%H%M%S", time_unit="us", time_zone=TZ_NAME, strict=False)
         return [v.alias(out)], present & (v.is_null() | (s.str.len_bytes() != 14))
 
     digits = s.str.strip_chars_start("+-")

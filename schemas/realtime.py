@@ -27,9 +27,10 @@ from typing import Any
 import orjson
 import polars as pl
 
+from schemas.calendar import TZ_NAME
 from schemas.catalog import Field, RealtimeType, catalog
 from schemas.errors import BodyShapeError
-from schemas.kinds import KST, Kind
+from schemas.kinds import KST_TS, Kind
 from schemas.normalize import UnknownFieldWarning, convert
 
 __all__ = [
@@ -79,7 +80,7 @@ def realtime_schema(code: str, *, with_ts: bool = True) -> pl.Schema:
     rt = catalog().realtime_type(code)
     cols: dict[str, pl.DataType] = {"seq": pl.Int64(), "type": pl.String()}
     if with_ts and _time_column(rt):
-        cols["ts"] = pl.Datetime("us", KST)
+        cols["ts"] = KST_TS
     names = column_names(rt)
     for f in rt.fields:
         cols.update(f.output_schema(names[f.name]))
@@ -238,14 +239,14 @@ def _general_entries(frames: Sequence[Frame]) -> pl.DataFrame:
 def _timestamps(times: pl.Series, received: pl.Series, day: date | None, rollover: time) -> pl.Series:
     frame = pl.DataFrame({"t": times, "r": received})
     if received.null_count() < len(received):
-        arrived = pl.from_epoch(pl.col("r"), "ns").dt.replace_time_zone("UTC").dt.convert_time_zone(KST)
-        guess = arrived.dt.date().dt.combine(pl.col("t"), "us").dt.replace_time_zone(KST)
+        arrived = pl.from_epoch(pl.col("r"), "ns").dt.replace_time_zone("UTC").dt.convert_time_zone(TZ_NAME)
+        guess = arrived.dt.date().dt.combine(pl.col("t"), "us").dt.replace_time_zone(TZ_NAME)
         offset = (guess - arrived.dt.cast_time_unit("us")).dt.total_microseconds()
         shift = pl.when(offset > _HALF_DAY_US).then(-1).when(offset < -_HALF_DAY_US).then(1).otherwise(0)
         ts = guess.dt.offset_by(pl.concat_str(shift.cast(pl.String), pl.lit("d")))
     else:
         assert day is not None
-        guess = pl.lit(day).dt.combine(pl.col("t"), "us").dt.replace_time_zone(KST)
+        guess = pl.lit(day).dt.combine(pl.col("t"), "us").dt.replace_time_zone(TZ_NAME)
         ts = pl.when(pl.col("t") < rollover).then(guess.dt.offset_by("1d")).otherwise(guess)
     return frame.select(ts.alias("ts")).to_series()
 

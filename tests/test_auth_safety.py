@@ -25,7 +25,8 @@ import orjson
 import pytest
 
 from connectors import KiwoomClient, OrderRefused, RequestRefused, Settings
-from connectors.auth import KST, KiwoomAuth
+from connectors.auth import KiwoomAuth
+from schemas.calendar import KST
 from simulator.app import SimConfig, Simulator
 from simulator.server import SimServer
 

@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from schemas.calendar import trading_days
+from schemas.calendar import TZ_NAME, trading_days
 from warehouse.datasets import Dataset, dataset
 from warehouse.lake import WarehouseError
 from warehouse.tables import now
@@ -63,7 +63,7 @@ def spans_of(ds: Dataset, frame: pl.DataFrame) -> list[Span]:
         return []
     day = pl.col(ds.time)
     if frame.schema[ds.time] != pl.Date:
-        day = day.dt.convert_time_zone("Asia/Seoul").dt.date()
+        day = day.dt.convert_time_zone(TZ_NAME).dt.date()
     group = ([ds.symbol] if ds.symbol else []) + list(ds.options)
     spans = (
         frame.group_by(group or pl.lit(1).alias("_all"))

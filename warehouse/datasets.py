@@ -30,11 +30,11 @@ import polars as pl
 from schemas.catalog import TR, Field, catalog
 from schemas.columns import OPTION_VALUES, option_value, option_wire
 from schemas.errors import InputError, UnknownNameError
+from schemas.kinds import KST_TS
 from warehouse.units import to_base_units, unit_note
 
 __all__ = ["BAR_DATASETS", "Dataset", "dataset", "datasets", "default_request", "option_renames", "renames"]
 
-TS = pl.Datetime("us", "Asia/Seoul")
 RUN_ID = "run_id"
 RUN_ID_COMMENT = "이 행을 쓴 실행(run)의 id"
 _DATE_PARAMS = ("strt_dt", "end_dt", "base_dt", "dt", "date", "qry_dt")
@@ -260,9 +260,9 @@ def _bar_build(
     volume = wire["volume"]
     cols: dict[str, pl.Expr] = {"symbol": lit_str(symbol)}
     if intraday:
-        cols["ts"] = pl.col("cntr_tm").cast(TS)
+        cols["ts"] = pl.col("cntr_tm").cast(KST_TS)
         # the KST trading day of ts: a daily aggregate is a plain GROUP BY date
-        cols["date"] = pl.col("cntr_tm").cast(TS).dt.date()
+        cols["date"] = pl.col("cntr_tm").cast(KST_TS).dt.date()
     else:
         cols["date"] = to_date(pl.col("dt"), frame.schema["dt"])
     options = ds.option_values(api_id, request)
@@ -293,7 +293,7 @@ def _bar_dataset(family: str, interval: str, sources: tuple[str, ...]) -> Datase
     prices: pl.DataType = pl.Float64() if family == "sector" else pl.Int64()
     takes = {s["name"] for s in catalog().tr(sources[0]).request}
     cols: dict[str, pl.DataType] = {"symbol": pl.String()}
-    cols["ts" if intraday else "date"] = TS if intraday else pl.Date()
+    cols["ts" if intraday else "date"] = KST_TS if intraday else pl.Date()
     if intraday:
         cols["date"] = pl.Date()
     options: list[str] = []

@@ -48,6 +48,7 @@ from typing import TypeVar
 import duckdb
 from dotenv import dotenv_values
 
+from schemas.calendar import TZ_NAME
 from warehouse.catalog_file import CatalogFile, examine, holds_files, relocate
 from warehouse.errors import LakeError, WarehouseError
 
@@ -62,7 +63,6 @@ __all__ = [
 ]
 
 LAKE = "lake"  # the attached catalog's name; datasets are lake.main.<name>
-TIMEZONE = "Asia/Seoul"
 _CATALOG_EXTENSIONS = {"sqlite": "sqlite", "postgres": "postgres", "mysql": "mysql"}
 # The SQLite catalogs this process has open through DuckDB, and the connections holding them. The
 # checks before an open read the file with Python's ``sqlite3`` and plain reads: a second copy of
@@ -335,7 +335,7 @@ def _attach(config: LakeConfig, catalog: str, read_only: bool) -> duckdb.DuckDBP
         settings["allow_unsigned_extensions"] = True
     con = duckdb.connect(":memory:", config=settings)
     try:
-        con.execute(f"SET TimeZone = '{TIMEZONE}'")
+        con.execute(f"SET TimeZone = '{TZ_NAME}'")
         _load(con, "ducklake", packaged=ext is not None)
         if config.scheme != "duckdb":
             _load(con, _CATALOG_EXTENSIONS[config.scheme], packaged=ext is not None)

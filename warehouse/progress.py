@@ -20,6 +20,7 @@ from datetime import date, datetime
 import duckdb
 import polars as pl
 
+from schemas.calendar import TZ_NAME
 from warehouse.datasets import Dataset, dataset
 from warehouse.lake import WarehouseError
 from warehouse.tables import now
@@ -189,8 +190,8 @@ def stream_gaps(con: duckdb.DuckDBPyConnection, day: date | None = None) -> pl.D
     where, params = "", []
     if day is not None:
         where = (
-            "WHERE CAST(timezone('Asia/Seoul', start_ts) AS DATE) <= ? "
-            "AND CAST(timezone('Asia/Seoul', coalesce(end_ts, start_ts)) AS DATE) >= ?"
+            f"WHERE CAST(timezone('{TZ_NAME}', start_ts) AS DATE) <= ? "
+            f"AND CAST(timezone('{TZ_NAME}', coalesce(end_ts, start_ts)) AS DATE) >= ?"
         )
         params = [day, day]
     return con.execute(

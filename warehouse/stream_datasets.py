@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from schemas.calendar import TZ_NAME
 from schemas.catalog import catalog
 from schemas.errors import UnitOverflowError
+from schemas.kinds import KST_TS
 from warehouse.units import field_unit
 
 if TYPE_CHECKING:
@@ -31,14 +33,13 @@ if TYPE_CHECKING:
 
 __all__ = ["SOURCE_COLUMNS", "STREAM_DATASETS", "stream_datasets"]
 
-TS = pl.Datetime("us", "Asia/Seoul")
 _LEVELS = range(1, 11)
 
 _TRADE_COLUMNS: dict[str, tuple[pl.DataType, str]] = {
     "symbol": (pl.String(), "종목코드 (거래소 접미사 없이)"),
     "venue": (pl.String(), "거래소: KRX, NXT (_NX), SOR (_AL)"),
     "date": (pl.Date(), "거래일 (Asia/Seoul)"),
-    "ts": (TS, "체결시간 (Asia/Seoul): 실시간 HHMMSS를 거래일에 붙인 시각"),
+    "ts": (KST_TS, "체결시간 (Asia/Seoul): 실시간 HHMMSS를 거래일에 붙인 시각"),
     "price": (pl.Int64(), "체결가 (원, 양수)"),
     "price_dir": (pl.Int8(), "체결가의 전일종가 대비 방향 (+1 상승, -1 하락, 0 보합)"),
     "change": (pl.Int64(), "전일대비 (원, 부호 있음)"),
@@ -55,13 +56,13 @@ _TRADE_COLUMNS: dict[str, tuple[pl.DataType, str]] = {
     "strength": (pl.Float64(), "체결강도 (%)"),
     "source": (pl.String(), "출처: stream (실시간 0B) 또는 heal (틱차트 ka10079로 메운 공백)"),
     "log_seq": (pl.Int64(), "틱 로그의 레코드 번호 (heal은 NULL)"),
-    "received_at": (TS, "수신 시각 (Asia/Seoul; heal은 NULL)"),
+    "received_at": (KST_TS, "수신 시각 (Asia/Seoul; heal은 NULL)"),
 }
 _BOOK_COLUMNS: dict[str, tuple[pl.DataType, str]] = {
     "symbol": _TRADE_COLUMNS["symbol"],
     "venue": _TRADE_COLUMNS["venue"],
     "date": _TRADE_COLUMNS["date"],
-    "ts": (TS, "호가시간 (Asia/Seoul)"),
+    "ts": (KST_TS, "호가시간 (Asia/Seoul)"),
     "log_seq": (pl.Int64(), "틱 로그의 레코드 번호"),
     "entry": (pl.Int32(), "그 레코드(프레임) 안에서 이 종목 호가의 순서, 0부터"),
     **{f"ask_px_{i}": (pl.Int64(), f"매도호가{i} (원)") for i in _LEVELS},
@@ -72,7 +73,7 @@ _BOOK_COLUMNS: dict[str, tuple[pl.DataType, str]] = {
     "bid_qty_total": (pl.Int64(), "매수호가 총잔량 (주)"),
     "exp_price": (pl.Int64(), "예상체결가 (원)"),
     "exp_qty": (pl.Int64(), "예상체결수량 (주)"),
-    "received_at": (TS, "수신 시각 (Asia/Seoul)"),
+    "received_at": (KST_TS, "수신 시각 (Asia/Seoul)"),
 }
 RUN_ID = ("run_id", (pl.String(), "이 행을 쓴 실행(run)의 id"))
 
@@ -99,7 +100,7 @@ def _received() -> pl.Expr:
     return (
         pl.from_epoch(pl.col("received_ns"), "ns")
         .dt.replace_time_zone("UTC")
-        .dt.convert_time_zone("Asia/Seoul")
+        .dt.convert_time_zone(TZ_NAME)
         .dt.cast_time_unit("us")
     )
 

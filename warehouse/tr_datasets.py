@@ -21,15 +21,15 @@ from datetime import date, datetime, timedelta
 import polars as pl
 
 from schemas import calendar as cal
-from schemas.calendar import KST
+from schemas.calendar import KST, TZ_NAME
 from schemas.catalog import TR, Field, catalog
 from schemas.columns import OPTION_VALUES, option_column, option_value, tr_columns
 from schemas.errors import InputError
+from schemas.kinds import KST_TS
 from schemas.normalize import output_schema
 from warehouse.datasets import (
     RUN_ID,
     RUN_ID_COMMENT,
-    TS,
     Dataset,
     check_symbol,
     default_request,
@@ -223,11 +223,11 @@ def _tr_build(
         assert spec.time_field
         base = _intraday_base(api_id, request, fetched_at)
         lead["ts"] = (pl.lit(base).dt.combine(pl.col(spec.time_field))).dt.replace_time_zone(
-            "Asia/Seoul", ambiguous="raise", non_existent="raise"
+            TZ_NAME, ambiguous="raise", non_existent="raise"
         )
         drop.append(spec.time_field)
     else:
-        lead["fetched_at"] = pl.lit(fetched_at.astimezone(KST)).cast(TS)
+        lead["fetched_at"] = pl.lit(fetched_at.astimezone(KST)).cast(KST_TS)
     for opt, value in ds.option_values(api_id, request).items():
         lead[opt] = lit_str(value)
     if ds.style in ("snapshot", "intraday"):
