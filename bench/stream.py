@@ -518,7 +518,8 @@ def main() -> None:
     if args.quick:
         args.runs, args.seconds, args.latency_seconds, args.warmup = 1, 10.0, 10.0, 3.0
         args.profile_records = min(args.profile_records, 500)
-    out = args.out or (None if args.quick else str(Path(__file__).parent / "results" / "stream.md"))
+    default = None if args.quick or not args.runs else str(Path(__file__).parent / "results" / "stream.md")
+    out = args.out or default
 
     from simulator.server import free_port
 
@@ -592,6 +593,8 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]], long_run: dict[
     def per_run(part: str, key: str, fmt: str = "{:,.0f}") -> str:
         return " / ".join(fmt.format(r[part][key]) for r in runs)
 
+    if not runs:  # --runs 0: the long run alone
+        return "\n".join(_header(args) + _long_lines(args, long_run)) + "\n"
     sock, parse = m("socket", "entries_s"), m("alone", "parse_entries_s")
     rows = [
         ("socket alone (session reads, discards)", "socket", "entries_s"),
@@ -606,17 +609,8 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]], long_run: dict[
         ("normalize_realtime (every field) alone, the same batches", "alone", "normalize_entries_s"),
         ("committer alone: log -> committed rows, no socket", "alone", "committer_entries_s"),
     ]
-    load = os.getloadavg()
     lines = [
-        "# bench/stream.py",
-        "",
-        f"`{' '.join(['.venv/bin/python', 'bench/stream.py', *sys.argv[1:]])}`: {args.runs} runs, "
-        f"{args.seconds:g} s measured after {args.warmup:g} s warm-up; {args.items} stocks x 0B+0D, "
-        f"{args.per_frame} trades ({2 * args.per_frame} entries) a REAL frame; the simulator in load "
-        "mode in its own process on loopback. Python "
-        f"{platform.python_version()}, {os.cpu_count()} cores shared with other jobs (load average "
-        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end), {platform.machine()}.",
-        "",
+        *_header(args),
         "## Throughput (entries/s)",
         "",
         "| path | median | per run | vs socket | vs parse floor |",
@@ -713,24 +707,44 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]], long_run: dict[
         f"Unpaced worker: peak RSS {m('worker', 'rss_peak_mb'):,.0f} MB (per run "
         f"{per_run('worker', 'rss_peak_mb')}), slope {m('worker', 'rss_slope_mb_min'):+.1f} MB/min.",
     ]
-    if long_run:
-        lr = {k: f"{v:,.0f}" for k, v in long_run.items() if isinstance(v, int | float)}
-        lines += [
-            "",
-            f"Long paced run ({args.long:g} s): committed {lr['committed_entries_s']} entries/s, "
-            f"p50 {lr['p50_ms']} ms, p99 {lr['p99_ms']} ms, max {lr['max_ms']} ms; RSS start "
-            f"{lr['rss_start_mb']} MB, middle {lr['rss_mid_mb']} MB, end {lr['rss_end_mb']} MB, "
-            f"peak {lr['rss_peak_mb']} MB, slope {long_run['rss_slope_mb_min']:+.1f} MB/min over the "
-            f"second half; {lr.get('merge_merges', '0')} merges of small files between the commits "
-            f"({lr.get('merge_files_merged', '0')} files; the longest "
-            f"{long_run.get('merge_longest_s', 0):.2f} s).",
-            "",
-            "RSS over the long run (s after warm-up: MB): "
-            + ", ".join(f"{t}: {mb:,}" for t, mb in long_run.get("rss_series", []))
-            + "\n\nWorst receive -> queryable per minute (ms): "
-            + ", ".join(f"{ms:,}" for ms in long_run.get("max_ms_by_minute", [])),
-        ]
+    lines += _long_lines(args, long_run)
     return "\n".join(lines) + "\n"
+
+
+def _header(args: argparse.Namespace) -> list[str]:
+    load = os.getloadavg()
+    return [
+        "# bench/stream.py",
+        "",
+        f"`{' '.join(['.venv/bin/python', 'bench/stream.py', *sys.argv[1:]])}`: {args.runs} runs, "
+        f"{args.seconds:g} s measured after {args.warmup:g} s warm-up; {args.items} stocks x 0B+0D, "
+        f"{args.per_frame} trades ({2 * args.per_frame} entries) a REAL frame; the simulator in load "
+        "mode in its own process on loopback. Python "
+        f"{platform.python_version()}, {os.cpu_count()} cores shared with other jobs (load average "
+        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end), {platform.machine()}.",
+        "",
+    ]
+
+
+def _long_lines(args: argparse.Namespace, long_run: dict[str, Any] | None) -> list[str]:
+    if not long_run:
+        return []
+    lr = {k: f"{v:,.0f}" for k, v in long_run.items() if isinstance(v, int | float)}
+    return [
+        "",
+        f"Long paced run ({args.long:g} s): committed {lr['committed_entries_s']} entries/s, "
+        f"p50 {lr['p50_ms']} ms, p99 {lr['p99_ms']} ms, max {lr['max_ms']} ms; RSS start "
+        f"{lr['rss_start_mb']} MB, middle {lr['rss_mid_mb']} MB, end {lr['rss_end_mb']} MB, "
+        f"peak {lr['rss_peak_mb']} MB, slope {long_run['rss_slope_mb_min']:+.1f} MB/min over the "
+        f"second half; {lr.get('merge_merges', '0')} merges of small files between the commits "
+        f"({lr.get('merge_files_merged', '0')} files; the longest "
+        f"{long_run.get('merge_longest_s', 0):.2f} s).",
+        "",
+        "RSS over the long run (s after warm-up: MB): "
+        + ", ".join(f"{t}: {mb:,}" for t, mb in long_run.get("rss_series", []))
+        + "\n\nWorst receive -> queryable per minute (ms): "
+        + ", ".join(f"{ms:,}" for ms in long_run.get("max_ms_by_minute", [])),
+    ]
 
 
 if __name__ == "__main__":
