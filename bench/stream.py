@@ -571,7 +571,16 @@ def main() -> None:
         if args.long:
             base = tempfile.mkdtemp(prefix="kwh-bench-stream-", dir=args.tmp)
             try:
-                long_run = in_child(worker, paced, args.items, args.warmup, args.long, base, latency=True)
+                long_run = in_child(
+                    worker,
+                    paced,
+                    args.items,
+                    args.warmup,
+                    args.long,
+                    base,
+                    latency=True,
+                    timeout=args.warmup + args.long + 600,
+                )
                 print(f"long paced run: {long_run}", flush=True)
             finally:
                 shutil.rmtree(base, ignore_errors=True)
