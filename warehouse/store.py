@@ -322,9 +322,8 @@ class Warehouse:
         """Merge the small files of datasets ``names`` (those there) and nothing else; the files merged.
 
         On this handle's connection, holding the lock: this handle's commits wait for it. Not on a
-        second connection beside this one, whose opening reads the catalog with Python's
-        ``sqlite3`` (see ``snapshot``), nor in another process beside the commits: with a SQLite
-        catalog a merge beside a committer never commits (``flows.stream_threads.Merges``)."""
+        second connection, in this process or another, beside the commits: with a SQLite catalog
+        a merge beside a committer never commits (``flows.stream_threads.Merges``)."""
         tables = [n for n in names if n in self.tables()]
         if not tables:
             return 0
