@@ -13,15 +13,19 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from warehouse import Warehouse
 from warehouse.stream_commit import Batch, StreamCommitter
 
-__all__ = ["CommitLoop", "Merges"]
+__all__ = ["EXPIRE_EVERY", "KEEP_SNAPSHOTS", "CommitLoop", "Merges"]
 
 log = logging.getLogger(__name__)
+
+KEEP_SNAPSHOTS = timedelta(minutes=10)  # the session's snapshots kept for time travel (and slow readers)
+EXPIRE_EVERY = 60.0  # seconds between expiries of the older ones
 
 
 class CommitLoop(threading.Thread):
@@ -102,12 +106,26 @@ class Merges:
     for as long as it takes, so it runs often, over few files: files under
     ``maintenance.SMALL_FILE`` only, a few seconds of micro-batches each time. A failed merge is
     logged and counted and tried again at the next interval: the rows are committed either way.
+
+    Every ``expire_every`` seconds it also expires the snapshots this session made that are older
+    than ``keep`` (``None``: never; ``warehouse.snapshots.expire_session``): at four commits a
+    second the catalog otherwise gains ~100,000 snapshots a session, and every commit and merge
+    slows down as it grows.
     """
 
-    def __init__(self, wh: Warehouse, tables: Sequence[str], every: float) -> None:
+    def __init__(
+        self,
+        wh: Warehouse,
+        tables: Sequence[str],
+        every: float,
+        keep: timedelta | None = KEEP_SNAPSHOTS,
+        expire_every: float = EXPIRE_EVERY,
+    ) -> None:
         self.wh, self.tables, self.every = wh, tuple(tables), every
-        self.last = time.monotonic()
-        self.merges = self.files = self.failures = 0
+        self.keep, self.expire_every = keep, expire_every
+        self.first = wh.snapshot()  # the session's start: older snapshots are not this session's to expire
+        self.last = self.last_expiry = time.monotonic()
+        self.merges = self.files = self.failures = self.expired = 0
         self.seconds = self.longest = 0.0
         self.last_error: str | None = None
 
@@ -115,17 +133,33 @@ class Merges:
         if not self.every or time.monotonic() - self.last < self.every:
             return
         started = time.perf_counter()
-        try:
-            self.files += self.wh.merge_small_files(self.tables)
+        merged = self._step(
+            "merging the stream's small files", lambda: self.wh.merge_small_files(self.tables)
+        )
+        if merged is not None:
             self.merges += 1
-        except Exception as exc:  # the next interval tries again; the summary says so
-            self.failures += 1
-            self.last_error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-            log.warning("merging the stream's small files failed (will retry): %s", self.last_error)
+            self.files += merged
+        keep = self.keep
+        if keep is not None and time.monotonic() - self.last_expiry >= self.expire_every:
+            expired = self._step(
+                "expiring the session's old snapshots", lambda: self.wh.expire_session(self.first, keep)
+            )
+            self.expired += expired or 0
+            self.last_expiry = time.monotonic()
         took = time.perf_counter() - started
         self.seconds += took
         self.longest = max(self.longest, took)
         self.last = time.monotonic()
+
+    def _step(self, what: str, step: Callable[[], int]) -> int | None:
+        """``step()``, or ``None`` when it failed: logged and counted, tried again at the next interval."""
+        try:
+            return step()
+        except Exception as exc:  # the rows are committed either way; the summary says so
+            self.failures += 1
+            self.last_error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            log.warning("%s failed (will retry): %s", what, self.last_error)
+            return None
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -133,6 +167,7 @@ class Merges:
             "files_merged": self.files,
             "seconds": round(self.seconds, 3),
             "longest_s": round(self.longest, 3),
+            "snapshots_expired": self.expired,
             "failures": self.failures,
             "last_error": self.last_error,
         }

@@ -6,6 +6,7 @@ import gc
 import logging
 import os
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,84 @@ def test_no_interval_never_merges(tmp_path: Path, monkeypatch):
         merges = Merges(wh, [MINUTE], every=0.0)
         merges.maybe()
         assert merges.stats()["merges"] == 0
+
+
+def _snapshots(wh: Warehouse) -> list[int]:
+    return wh.sql("SELECT snapshot_id FROM ducklake_snapshots('lake') ORDER BY 1")["snapshot_id"].to_list()
+
+
+def test_the_sessions_old_snapshots_expire_and_nothing_else(tmp_path: Path):
+    with Warehouse(warehouse=tmp_path / "lake") as wh:
+        _commit(wh, Run.new("daily"), 0)  # before the session
+        first = wh.snapshot()
+        before = _snapshots(wh)
+        run = Run.new("stream")
+        for i in range(1, 6):
+            _commit(wh, run, i)
+        newest = wh.snapshot()
+        assert wh.expire_session(first, timedelta(hours=1)) == 0  # none old enough
+        assert wh.expire_session(first, timedelta(0)) == newest - first - 1
+        assert _snapshots(wh) == [*before, newest], "only the session's, and never the newest"
+        assert wh.read(MINUTE).height == 12
+        assert wh.stream_position("rt") == StreamPosition("rt", 1, 5)
+        # the snapshot before the session is still there to travel to
+        assert wh.sql(f"SELECT count(*) AS n FROM {MINUTE} AT (VERSION => {first})")["n"][0] == 2
+
+
+def test_a_reader_keeps_its_snapshot_while_the_writer_merges_and_expires(tmp_path: Path):
+    """What expiring during the session relies on: DuckLake keeps an open transaction's snapshot
+    readable (a merged file carries its rows' snapshots, so this holds after a cleanup too)."""
+    lake = tmp_path / "lake"
+    with Warehouse(warehouse=lake) as wh:
+        run, first = Run.new("stream"), wh.snapshot()
+        for i in range(4):
+            _commit(wh, run, i)
+        reader = connect(read_only=True, warehouse=lake)  # a notebook's, in the middle of a transaction
+        try:
+            reader.execute("BEGIN")
+            assert reader.execute(f"SELECT count(*) FROM {MINUTE}").fetchone() == (8,)
+            for i in range(4, 8):
+                _commit(wh, run, i)
+            assert wh.merge_small_files([MINUTE]) > 0
+            assert wh.expire_session(first, timedelta(0)) > 0
+            query = f"SELECT count(*), count(DISTINCT ts), sum(volume) FROM {MINUTE}"
+            assert reader.execute(query).fetchone() == (8, 4, _volume(wh, 4)), "the reader's snapshot changed"
+            reader.execute("COMMIT")
+            assert reader.execute(query).fetchone() == (16, 8, _volume(wh, 8))
+        finally:
+            reader.close()
+
+
+def _volume(wh: Warehouse, minutes: int) -> int:
+    """The volume of the first ``minutes`` minutes' bars, read by the writer."""
+    first = f"SELECT DISTINCT ts FROM {MINUTE} ORDER BY ts LIMIT {minutes}"
+    got = wh.sql(f"SELECT sum(volume) AS v FROM {MINUTE} WHERE ts IN ({first})")
+    return int(got["v"][0])
+
+
+def test_merges_expire_the_sessions_old_snapshots_on_their_own_interval(tmp_path: Path, monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(stream_threads.time, "monotonic", lambda: clock[0])
+    with Warehouse(warehouse=tmp_path / "lake") as wh:
+        run = Run.new("stream")
+        _commit(wh, run, 0)
+        merges = Merges(wh, [MINUTE], every=1.0, keep=timedelta(0), expire_every=3.0)
+        first = merges.first
+        for i in range(1, 8):
+            _commit(wh, run, i)
+            clock[0] += 1.0
+            merges.maybe()  # a merge after every commit, an expiry after commits 3 and 6
+        stats = merges.stats()
+        assert stats["merges"] == 7 and stats["failures"] == 0, stats
+        left = [s for s in _snapshots(wh) if s > first]
+        # what the 7th commit and merge made, and the newest of the 6th's
+        assert 0 < len(left) <= 4 < stats["snapshots_expired"], (left, stats)
+        assert wh.read(MINUTE).height == 16
+        assert first in _snapshots(wh)
+        never = Merges(wh, [MINUTE], every=1.0, keep=None, expire_every=0.0)
+        clock[0] += 1.0
+        never.maybe()
+        assert never.stats()["snapshots_expired"] == 0
 
 
 def _held(lake: Path) -> set[str]:

@@ -8,12 +8,12 @@ heal, in another process) commits keys in between.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import polars as pl
 import pytest
 
-from warehouse import Run, Warehouse
+from warehouse import Run, StreamPosition, Warehouse
 from warehouse.commit import Commit, Rows
 from warehouse.datasets import RUN_ID, dataset
 from warehouse.stream_keys import TRADES, TradeKeys
@@ -146,3 +146,49 @@ def test_symbols_and_days_are_kept_apart(lake):
     # another symbol's low cumulative volumes are new, not stale
     assert commit_split(lake, keys, run, trades("000660", [1, 2])) == (2, 0)
     assert stored(lake).height == 4
+
+
+def commit_with_position(wh: Warehouse, keys: TradeKeys, run: Run, frame: pl.DataFrame, at: int) -> None:
+    """What the stream committer commits: the trades (appended or replaced) and its log position."""
+    keys.check()
+    fresh, stale = keys.split(frame)
+    parts = [Rows(TRADES, p, replace=p is stale) for p in (fresh, stale) if p.height]
+    wh.commit(Commit(run, rows=parts, positions=[StreamPosition("rt", 1, at)]))
+    keys.committed(run, fresh)
+
+
+def test_the_workers_own_merges_and_expiries_keep_the_keys_trusted(lake, tmp_path):
+    """A merge of small files and the pruning of old positions change no row: the committer goes on
+    trusting what it knows (reading the day's keys again after every merge cost a scan of the day)."""
+    keys, run = TradeKeys(lake), Run.new("stream")
+    first = lake.snapshot()
+    for i in range(4):
+        commit_with_position(lake, keys, run, trades("005930", [10 * i + 1, 10 * i + 2]), i)
+    assert keys.reloads == 1  # the first check only
+    before = lake.snapshot()
+    assert lake.merge_small_files([TRADES]) == 3
+    assert lake.snapshot() > before  # the merge committed snapshots of its own
+    assert keys.check() and keys.reloads == 1 and keys.upkeep == 1
+    assert lake.expire_session(first, timedelta(0)) > 0  # commits no snapshot of its own
+    assert keys.check() and keys.reloads == 1 and keys.upkeep == 1
+    # trusted, the split still knows every stored key: a trade sent again replaces its key
+    commit_with_position(lake, keys, run, trades("005930", [32, 40]), 4)
+    assert stored(lake)["cum_volume"].to_list() == [1, 2, 11, 12, 21, 22, 31, 32, 40]
+    assert lake.stream_position("rt") == StreamPosition("rt", 1, 4)
+
+
+@pytest.mark.parametrize("other", ["commit", "sort"])
+def test_a_merge_does_not_hide_another_writers_change(lake, tmp_path, other):
+    keys, run = TradeKeys(lake), Run.new("stream")
+    for i in range(3):
+        commit_with_position(lake, keys, run, trades("005930", [10 * i + 1]), i)
+    if other == "commit":  # the heal, in another process
+        with Warehouse(warehouse=tmp_path / "lake") as heal:
+            rows = [Rows(TRADES, trades("005930", [25], "heal"), replace=False)]
+            heal.commit(Commit(Run.new("daily"), rows=rows))
+    else:  # the day rewritten sorted (a delete and an insert): rows, not only files
+        lake.sort_day(TRADES, DAY)
+    lake.commit(Commit(run, rows=[Rows(TRADES, trades("005930", [26]), replace=False)]))
+    lake.merge_small_files([TRADES])  # the newest snapshot is a merge: what came before counts
+    assert not keys.check()
+    assert keys.reloads == 2 and keys.upkeep == 0

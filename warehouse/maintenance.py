@@ -14,6 +14,7 @@ import polars as pl
 from warehouse.datasets import BAR_DATASETS, dataset
 from warehouse.lake import LAKE, WarehouseError, retry_transaction
 from warehouse.progress import prune_positions
+from warehouse.snapshots import META
 from warehouse.tables import atomic, now
 
 __all__ = ["Partition", "closed_partitions", "compact", "file_count", "sort_closed", "sort_day", "sort_rows"]
@@ -182,7 +183,7 @@ def closed_partitions(
     files, and its files (each written sorted by symbol and time) hold disjoint,
     ascending symbol ranges. A partition written by one sorted insert is sorted.
     """
-    meta = f"__ducklake_metadata_{LAKE}"
+    meta = META
     current = con.execute(
         f"SELECT {', '.join(partition)} FROM (SELECT now() AS ts, current_date AS date)"
     ).fetchone()

@@ -31,7 +31,7 @@ import duckdb
 import polars as pl
 
 from warehouse import coverage as _coverage
-from warehouse import maintenance, reading, views
+from warehouse import maintenance, reading, snapshots, views
 from warehouse import progress as _progress
 from warehouse.commit import Commit, CommitResult, Part, Rows, WriteResult, prepare, results, transaction
 from warehouse.coverage import Span, options_key, spans_of
@@ -329,6 +329,17 @@ class Warehouse:
             return 0
         con = self.con
         return int(retry_transaction(lambda: maintenance.merge_small_files(con, tables), con))
+
+    @_locked
+    def upkeep_only(self, since: int, until: int) -> bool:
+        """Whether the snapshots after ``since`` up to ``until`` changed no row (``snapshots``)."""
+        return snapshots.upkeep_only(self.con, since, until)
+
+    @_locked
+    def expire_session(self, first: int, keep: timedelta) -> int:
+        """Expire this session's snapshots (after ``first``) older than ``keep`` (``snapshots``)."""
+        con = self.con
+        return int(retry_transaction(lambda: snapshots.expire_session(con, first, keep), con))
 
     @_locked
     def sort_day(self, name: str, day: date) -> int:

@@ -16,7 +16,9 @@ committed:
 
 - ``check`` before a commit compares the lake's newest snapshot with the one this
   committer's last commit made; if another writer (the heal, a backfill, a second
-  worker) committed since, the highs are read again and the position is looked up;
+  worker) committed since, the highs are read again and the position is looked up.
+  Snapshots that only merged files or pruned old positions (the worker's own merges
+  every few seconds) change no row, and are let through (``snapshots.upkeep_only``);
 - ``committed`` after it: if the commit's snapshot is not the next one (another
   writer committed between the check and the commit), the appended trades are
   committed once more with their keys replaced, which leaves each of them stored once.
@@ -49,6 +51,7 @@ class TradeKeys:
         self.own: int | None = None  # the snapshot this committer's last commit made, if nobody came after
         self.checked = -1  # the snapshot ``check`` saw
         self.reloads = 0
+        self.upkeep = 0  # checks that found only merges of files since the last commit
         self.recommits = 0
 
     def check(self) -> bool:
@@ -56,6 +59,10 @@ class TradeKeys:
         was known of the stored keys is dropped (read again as needed)."""
         self.checked = self.wh.snapshot()
         if self.checked == self.own:
+            return True
+        if self.own is not None and self.wh.upkeep_only(self.own, self.checked):
+            self.own = self.checked  # only merges of files since (ours every few seconds): no row changed
+            self.upkeep += 1
             return True
         self.highs, self.days = self.highs.clear(), set()
         self.reloads += 1

@@ -1,0 +1,92 @@
+"""What the lake's snapshots say about who changed what, and expiring a long session's snapshots.
+
+DuckLake records every commit as a snapshot, with what it changed in
+``ducklake_snapshot_changes`` (``inserted_into_table:8,inlined_insert:4``, ...). A
+stream worker commits about four times a second and merges its small files every few
+seconds, so two questions come up all day:
+
+- **Did anybody change rows since my last commit?** The stream committer trusts what it
+  knows of the stored trade keys and its log position only while nobody else committed
+  (``warehouse.stream_keys``). Its own merges commit too, but they change no row: they
+  compact files (``compacted_table:N``) and prune old stream positions, keeping each
+  stream's newest (a delete from ``meta.stream_positions``). ``upkeep_only`` tells those
+  snapshots from everything else, so the merges every 5 s do not make the committer
+  read the day's trade keys again (a read that grows with the day: a ``GROUP BY`` over
+  every trade stored today).
+- **How much history is kept?** Each snapshot leaves rows in the catalog (the snapshot,
+  its changes, the data files it ended), and with a SQLite catalog DuckLake reads those
+  tables without pushdown: over a session of ~100,000 commits a commit and a merge slow
+  down steadily (``bench/snapshots.py``). ``expire_session`` expires the snapshots this
+  session made once they are older than a few minutes. Their files are only scheduled for
+  deletion (``kwh compact`` deletes them a week later), and a reader keeps the snapshot
+  its transaction started on, so a notebook's query is never cut off.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import duckdb
+
+from warehouse.lake import LAKE
+
+__all__ = ["META", "expire_session", "upkeep_only"]
+
+META = f"__ducklake_metadata_{LAKE}"  # the catalog's own tables, as DuckDB attaches them
+
+_POSITIONS = ("meta", "stream_positions")
+
+
+def _table_id(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> int | None:
+    row = con.execute(
+        f"SELECT t.table_id FROM {META}.ducklake_table t JOIN {META}.ducklake_schema s USING (schema_id) "
+        "WHERE s.schema_name = ? AND t.table_name = ? AND t.end_snapshot IS NULL AND s.end_snapshot IS NULL",
+        [schema, table],
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+def upkeep_only(con: duckdb.DuckDBPyConnection, since: int, until: int) -> bool:
+    """Whether every snapshot after ``since`` up to ``until`` only merged files or pruned stream positions.
+
+    Such snapshots change no row of any dataset and keep each stream's newest position
+    (``maintenance.merge_small_files``). Anything else, a snapshot this cannot read
+    (expired, or a change it does not know) included, is ``False``: the caller reads again.
+    """
+    if until <= since:
+        return until == since
+    positions = _table_id(con, *_POSITIONS)
+    allowed = {f"inlined_delete:{positions}", f"deleted_from_table:{positions}"}
+    rows = con.execute(
+        f"SELECT snapshot_id, changes_made FROM {META}.ducklake_snapshot_changes "
+        "WHERE snapshot_id > ? AND snapshot_id <= ?",
+        [since, until],
+    ).fetchall()
+    if len(rows) != until - since:  # a snapshot without its changes: nothing to go by
+        return False
+    for _, changes in rows:
+        for change in (changes or "").split(","):
+            if not (change.startswith("compacted_table:") or change in allowed):
+                return False
+    return True
+
+
+def expire_session(con: duckdb.DuckDBPyConnection, first: int, keep: timedelta) -> int:
+    """Expire the snapshots after ``first`` (the session's start) older than ``keep``; how many.
+
+    Only this session's: snapshots of earlier days stay for ``kwh compact``'s week of time
+    travel. The newest snapshot is never expired (DuckLake keeps it anyway). A batch write that
+    committed during the session loses its snapshot too, never its rows.
+    """
+    ids = [
+        int(r[0])
+        for r in con.execute(
+            f"SELECT snapshot_id FROM ducklake_snapshots('{LAKE}') WHERE snapshot_id > ? "
+            "AND snapshot_time < now() - ? "
+            f"AND snapshot_id < (SELECT max(snapshot_id) FROM ducklake_snapshots('{LAKE}'))",
+            [first, keep],
+        ).fetchall()
+    ]
+    if not ids:
+        return 0
+    return len(con.execute(f"CALL ducklake_expire_snapshots('{LAKE}', versions => ?)", [ids]).fetchall())
