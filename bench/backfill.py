@@ -39,8 +39,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-# Run as a script, this file's folder is first on sys.path and bench/warehouse.py hides the package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import _common  # noqa: F401 - first: takes bench/ off sys.path (bench/warehouse.py hides the package)
 
 ROOT = Path(__file__).resolve().parent.parent
 KWH = [sys.executable, "-m", "flows.cli"]

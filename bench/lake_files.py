@@ -23,19 +23,15 @@ are such an output, merged by hand).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-# Run as a script, this file's folder is first on sys.path and bench/warehouse.py hides the package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+from _common import command, emit, machine
 
-from warehouse.lake import LAKE, LakeConfig, open_lake  # noqa: E402
+from warehouse.lake import LAKE, LakeConfig, open_lake
 
 ROWS = 2000
 
@@ -106,10 +102,7 @@ def main() -> None:
     lines = [
         "# bench/lake_files.py",
         "",
-        f"`{' '.join(['.venv/bin/python', 'bench/lake_files.py', *sys.argv[1:]])}`: {args.runs} runs, "
-        f"Python {platform.python_version()}, {os.cpu_count()} cores, load average "
-        f"{' / '.join(f'{x:.1f}' for x in os.getloadavg())} at the end. "
-        f"Median ms (ratio to {counts[0]} files).",
+        f"`{command(__file__)}`: {args.runs} runs, {machine()}. Median ms (ratio to {counts[0]} files).",
         "",
         "| files in the table | insert (one commit) | merge scan (nothing to merge) | pruned count |",
         "|---|---|---|---|",
@@ -125,11 +118,7 @@ def main() -> None:
         f"Reopen (close, open, first INSERT) at {counts[-1]:,} files: "
         f"{med(counts[-1], 'reopen') * 1000:.0f} ms.",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
-        print(f"written: {args.out}")
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,6 @@ import os
 import platform
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -49,15 +48,13 @@ from datetime import time as clock_time
 from pathlib import Path
 from typing import Any
 
-# Run as a script, this file's folder is first on sys.path and the file's name hides the package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import _common  # noqa: F401 - first: takes bench/ off sys.path (bench/warehouse.py hides the package)
+import duckdb
+import polars as pl
 
-import duckdb  # noqa: E402
-import polars as pl  # noqa: E402
-
-from schemas.calendar import KST, session_minutes, trading_days  # noqa: E402
-from warehouse import Run, Warehouse, connect, dataset  # noqa: E402
-from warehouse.reading import read_dataset  # noqa: E402
+from schemas.calendar import KST, session_minutes, trading_days
+from warehouse import Run, Warehouse, connect, dataset
+from warehouse.reading import read_dataset
 
 NAME = "stock_bars_minute"
 DS = dataset(NAME)

@@ -50,15 +50,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-# Run as a script, this file's folder is first on sys.path and the file's name hides the package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import _common  # noqa: F401 - first: takes bench/ off sys.path (bench/warehouse.py hides the package)
+import duckdb
+import polars as pl
 
-import duckdb  # noqa: E402
-import polars as pl  # noqa: E402
-
-from schemas.calendar import trading_days  # noqa: E402
-from warehouse import Commit, Rows, Run, Warehouse, dataset  # noqa: E402
-from warehouse.coverage import spans_of  # noqa: E402
+from schemas.calendar import trading_days
+from warehouse import Commit, Rows, Run, Warehouse, dataset
+from warehouse.coverage import spans_of
 
 NAME = "stock_bars_daily"
 DS = dataset(NAME)

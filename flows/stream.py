@@ -12,7 +12,8 @@ deployment call it):
 4. a committer reads the log (never the socket) and commits micro-batches with
    their log position in one transaction (``warehouse.stream_commit``): a decoder
    thread prepares the next batch while a commit thread commits the last one, and merges
-   the day's small files between commits every ``merge_every`` seconds (``flows.stream_threads``);
+   the day's small files between commits every ``merge_every`` seconds, and expires the
+   session's snapshots older than 10 minutes once a minute (``flows.stream_threads``);
 5. on ``until``, SIGINT or SIGTERM: close the session, fsync, commit the rest,
    merge the day's small files, record the run, and return a summary.
 """
@@ -86,7 +87,8 @@ def log_folder(wh: Warehouse, stream: str) -> Path:
 def _close_days(wh: Warehouse, run: Run) -> dict[str, int]:
     """The days this run wrote, each rewritten sorted by symbol and time; then small files merged.
 
-    Expiry keeps a week of snapshots, so a reader's open snapshot is never cut off.
+    The compaction expires snapshots and deletes files older than a week only (the worker expired
+    its own older snapshots as it went: ``Merges``), so a reader's open snapshot is never cut off.
     """
     sorted_rows = 0
     for name in STREAM_TABLES:

@@ -79,7 +79,8 @@ def _show(summary: StreamSummary) -> None:
     if m.get("merges") or m.get("failures"):
         console.print(
             f"small files: {m.get('merges', 0)} merges between the commits ({m.get('files_merged', 0)} files "
-            f"merged, {m.get('seconds', 0):.1f}s in all, the longest {m.get('longest_s', 0):.2f}s)"
+            f"merged, {m.get('seconds', 0):.1f}s in all, the longest {m.get('longest_s', 0):.2f}s; "
+            f"{m.get('snapshots_expired', 0)} of the session's snapshots expired)"
             + (
                 f", [yellow]{m['failures']} failed[/yellow]: {m.get('last_error')}"
                 if m.get("failures")

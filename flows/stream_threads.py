@@ -8,6 +8,7 @@ every statement that reads a table lists all of its files.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import queue
@@ -123,7 +124,8 @@ class Merges:
     ) -> None:
         self.wh, self.tables, self.every = wh, tuple(tables), every
         self.keep, self.expire_every = keep, expire_every
-        self.first = wh.snapshot()  # the session's start: older snapshots are not this session's to expire
+        self.expired_upto = wh.snapshot()  # the session's start: older snapshots are not this session's
+        self.marks: collections.deque[tuple[float, int]] = collections.deque()  # (when, newest snapshot)
         self.last = self.last_expiry = time.monotonic()
         self.merges = self.files = self.failures = self.expired = 0
         self.seconds = self.longest = 0.0
@@ -139,17 +141,28 @@ class Merges:
         if merged is not None:
             self.merges += 1
             self.files += merged
-        keep = self.keep
-        if keep is not None and time.monotonic() - self.last_expiry >= self.expire_every:
-            expired = self._step(
-                "expiring the session's old snapshots", lambda: self.wh.expire_session(self.first, keep)
-            )
+        if self.keep is not None and time.monotonic() - self.last_expiry >= self.expire_every:
+            expired = self._step("expiring the session's old snapshots", self._expire)
             self.expired += expired or 0
             self.last_expiry = time.monotonic()
         took = time.perf_counter() - started
         self.seconds += took
         self.longest = max(self.longest, took)
         self.last = time.monotonic()
+
+    def _expire(self) -> int:
+        """Expire up to the newest snapshot seen at least ``keep`` ago, and mark the newest one now."""
+        assert self.keep is not None
+        now = time.monotonic()
+        self.marks.append((now, self.wh.snapshot()))
+        upto = None
+        while self.marks and self.marks[0][0] <= now - self.keep.total_seconds():
+            upto = self.marks.popleft()[1]
+        if upto is None or upto <= self.expired_upto:
+            return 0
+        expired = self.wh.expire_session(self.expired_upto, upto)
+        self.expired_upto = upto
+        return expired
 
     def _step(self, what: str, step: Callable[[], int]) -> int | None:
         """``step()``, or ``None`` when it failed: logged and counted, tried again at the next interval."""

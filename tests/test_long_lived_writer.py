@@ -107,8 +107,8 @@ def test_the_sessions_old_snapshots_expire_and_nothing_else(tmp_path: Path):
         for i in range(1, 6):
             _commit(wh, run, i)
         newest = wh.snapshot()
-        assert wh.expire_session(first, timedelta(hours=1)) == 0  # none old enough
-        assert wh.expire_session(first, timedelta(0)) == newest - first - 1
+        assert wh.expire_session(first, first) == 0
+        assert wh.expire_session(first, newest) == newest - first - 1  # all but the newest
         assert _snapshots(wh) == [*before, newest], "only the session's, and never the newest"
         assert wh.read(MINUTE).height == 12
         assert wh.stream_position("rt") == StreamPosition("rt", 1, 5)
@@ -131,7 +131,7 @@ def test_a_reader_keeps_its_snapshot_while_the_writer_merges_and_expires(tmp_pat
             for i in range(4, 8):
                 _commit(wh, run, i)
             assert wh.merge_small_files([MINUTE]) > 0
-            assert wh.expire_session(first, timedelta(0)) > 0
+            assert wh.expire_session(first, wh.snapshot()) > 0
             query = f"SELECT count(*), count(DISTINCT ts), sum(volume) FROM {MINUTE}"
             assert reader.execute(query).fetchone() == (8, 4, _volume(wh, 4)), "the reader's snapshot changed"
             reader.execute("COMMIT")
@@ -153,23 +153,27 @@ def test_merges_expire_the_sessions_old_snapshots_on_their_own_interval(tmp_path
     with Warehouse(warehouse=tmp_path / "lake") as wh:
         run = Run.new("stream")
         _commit(wh, run, 0)
-        merges = Merges(wh, [MINUTE], every=1.0, keep=timedelta(0), expire_every=3.0)
-        first = merges.first
+        before = _snapshots(wh)  # before the session: never the worker's to expire
+        merges = Merges(wh, [MINUTE], every=1.0, keep=timedelta(seconds=2.5), expire_every=3.0)
+        seen: dict[int, int] = {}
         for i in range(1, 8):
             _commit(wh, run, i)
             clock[0] += 1.0
-            merges.maybe()  # a merge after every commit, an expiry after commits 3 and 6
+            merges.maybe()  # a merge after every commit; an expiry at 3 s (nothing old enough) and 6 s
+            seen[i] = wh.snapshot()
         stats = merges.stats()
         assert stats["merges"] == 7 and stats["failures"] == 0, stats
-        left = [s for s in _snapshots(wh) if s > first]
-        # what the 7th commit and merge made, and the newest of the 6th's
-        assert 0 < len(left) <= 4 < stats["snapshots_expired"], (left, stats)
+        # at 6 s, what was newest at 3 s (the expiry's mark then) is 2.5 s old: up to it, expired
+        left = _snapshots(wh)
+        assert [s for s in left if s <= before[-1]] == before
+        assert not [s for s in left if before[-1] < s <= seen[3]]
+        assert left[len(before)] == seen[3] + 1 and left[-1] == seen[7]
+        assert stats["snapshots_expired"] == seen[3] - before[-1]
         assert wh.read(MINUTE).height == 16
-        assert first in _snapshots(wh)
         never = Merges(wh, [MINUTE], every=1.0, keep=None, expire_every=0.0)
-        clock[0] += 1.0
+        clock[0] += 10.0
         never.maybe()
-        assert never.stats()["snapshots_expired"] == 0
+        assert never.stats()["snapshots_expired"] == 0 and len(_snapshots(wh)) >= len(left)
 
 
 def _held(lake: Path) -> set[str]:

@@ -336,10 +336,10 @@ class Warehouse:
         return snapshots.upkeep_only(self.con, since, until)
 
     @_locked
-    def expire_session(self, first: int, keep: timedelta) -> int:
-        """Expire this session's snapshots (after ``first``) older than ``keep`` (``snapshots``)."""
+    def expire_session(self, after: int, upto: int) -> int:
+        """Expire the snapshots after ``after`` up to ``upto`` (``snapshots.expire_session``)."""
         con = self.con
-        return int(retry_transaction(lambda: snapshots.expire_session(con, first, keep), con))
+        return int(retry_transaction(lambda: snapshots.expire_session(con, after, upto), con))
 
     @_locked
     def sort_day(self, name: str, day: date) -> int:
