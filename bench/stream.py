@@ -58,7 +58,8 @@ from typing import Any
 
 import numpy as np
 
-# Run as a script, this file's folder is first on sys.path and the file's name hides the package.
+# Run as a script, this file's folder is first on sys.path and bench/warehouse.py hides the package.
+# (Not ``import _common`` as the other scripts: the spawned children get the path without bench/.)
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 DAY = date(2025, 12, 29)

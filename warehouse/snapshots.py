@@ -15,9 +15,10 @@ seconds, so two questions come up all day:
   every trade stored today).
 - **How much history is kept?** Each snapshot leaves rows in the catalog (the snapshot,
   its changes, the data files it ended), and with a SQLite catalog DuckLake reads those
-  tables without pushdown: over a session of ~100,000 commits a commit and a merge slow
-  down steadily (``bench/snapshots.py``). ``expire_session`` expires the snapshots this
-  session made once they are some minutes old. Their files are only scheduled for
+  tables without pushdown: a commit and a merge get slower as a session's ~100,000
+  snapshots pile up (10-15 % by 13,000, ``bench/results/snapshots.md``).
+  ``expire_session`` expires the snapshots this session made once they are some
+  minutes old. Their files are only scheduled for
   deletion (``kwh compact`` deletes them a week later), and a reader keeps the snapshot
   its transaction started on, so a notebook's query is never cut off.
 """
