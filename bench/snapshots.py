@@ -23,7 +23,6 @@ Writes ``--out`` if given (``bench/results/snapshots.md`` is such an output, mer
 from __future__ import annotations
 
 import argparse
-import collections
 import shutil
 import statistics
 import tempfile
@@ -35,7 +34,7 @@ from _common import command, emit, machine
 
 from warehouse.lake import LAKE, LakeConfig, open_lake
 from warehouse.maintenance import merge_small_files
-from warehouse.snapshots import expire_session
+from warehouse.snapshots import Marks, expire_session
 from warehouse.tables import create_meta
 
 ROWS = 2500  # a 0.25 s micro-batch at 10,000 entries/s
@@ -51,8 +50,8 @@ def one_run(root: Path, commits: int, every: int, keep: timedelta | None) -> dic
     def snapshot() -> int:
         return int(con.execute(f"FROM {LAKE}.current_snapshot()").fetchone()[0])  # type: ignore[index]
 
-    first = upto = snapshot()
-    marks: collections.deque[tuple[float, int]] = collections.deque()
+    first = snapshot()
+    marks = Marks(keep.total_seconds() if keep is not None else 0.0)
     commit_s: list[float] = []
     merge_s: list[float] = []
     out: dict[int, dict[str, float]] = {}
@@ -74,12 +73,10 @@ def one_run(root: Path, commits: int, every: int, keep: timedelta | None) -> dic
             started = time.perf_counter()
             merge_small_files(con, ["t"])  # as the worker does: a snapshot for the pruning, one a table
             if keep is not None and (i // MERGE_EVERY) % EXPIRE_EVERY == 0:  # as Merges does
-                now = time.monotonic()
-                marks.append((now, snapshot()))
-                while marks and marks[0][0] <= now - keep.total_seconds():
-                    upto = marks.popleft()[1]
-                expire_session(con, first, upto)
-                first = max(first, upto)
+                upto = marks.older(time.monotonic(), snapshot())
+                if upto is not None and upto > first:
+                    expire_session(con, first, upto)
+                    first = upto
             merge_s.append(time.perf_counter() - started)
         if i % every == 0:
             snaps = con.execute(f"SELECT count(*) FROM ducklake_snapshots('{LAKE}')").fetchone()
@@ -118,9 +115,8 @@ def main() -> None:
     lines = [
         "# bench/snapshots.py",
         "",
-        f"`{command(__file__)}`: {args.runs} runs, {machine()}. "
-        f"Median ms over the "
-        f"stretch of {args.every:,} commits ending at each count; ratio expired / kept.",
+        f"`{command(__file__)}`: {args.runs} runs, {machine()}. Median ms over the stretch of "
+        f"{args.every:,} commits ending at each count; ratio expired / kept.",
         "",
         "| commits | snapshots kept / expired | commit kept | commit expired (ratio) "
         "| merge kept | merge expired (ratio) |",

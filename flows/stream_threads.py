@@ -8,7 +8,6 @@ every statement that reads a table lists all of its files.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import queue
@@ -19,6 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from warehouse import Warehouse
+from warehouse.snapshots import Marks
 from warehouse.stream_commit import Batch, StreamCommitter
 
 __all__ = ["EXPIRE_EVERY", "KEEP_SNAPSHOTS", "CommitLoop", "Merges"]
@@ -110,8 +110,8 @@ class Merges:
 
     Every ``expire_every`` seconds it also expires the snapshots this session made that are older
     than ``keep`` (``None``: never; ``warehouse.snapshots.expire_session``): at four commits a
-    second the catalog otherwise gains ~100,000 snapshots a session, and every commit and merge
-    slows down as it grows.
+    second the catalog otherwise gains ~100,000 snapshots a session, and commits and merges
+    slow down a little as it grows (``bench/results/snapshots.md``).
     """
 
     def __init__(
@@ -123,9 +123,9 @@ class Merges:
         expire_every: float = EXPIRE_EVERY,
     ) -> None:
         self.wh, self.tables, self.every = wh, tuple(tables), every
-        self.keep, self.expire_every = keep, expire_every
+        self.expire_every = expire_every
         self.expired_upto = wh.snapshot()  # the session's start: older snapshots are not this session's
-        self.marks: collections.deque[tuple[float, int]] = collections.deque()  # (when, newest snapshot)
+        self.marks = Marks(keep.total_seconds()) if keep is not None else None
         self.last = self.last_expiry = time.monotonic()
         self.merges = self.files = self.failures = self.expired = 0
         self.seconds = self.longest = 0.0
@@ -141,7 +141,7 @@ class Merges:
         if merged is not None:
             self.merges += 1
             self.files += merged
-        if self.keep is not None and time.monotonic() - self.last_expiry >= self.expire_every:
+        if self.marks is not None and time.monotonic() - self.last_expiry >= self.expire_every:
             expired = self._step("expiring the session's old snapshots", self._expire)
             self.expired += expired or 0
             self.last_expiry = time.monotonic()
@@ -152,12 +152,8 @@ class Merges:
 
     def _expire(self) -> int:
         """Expire up to the newest snapshot seen at least ``keep`` ago, and mark the newest one now."""
-        assert self.keep is not None
-        now = time.monotonic()
-        self.marks.append((now, self.wh.snapshot()))
-        upto = None
-        while self.marks and self.marks[0][0] <= now - self.keep.total_seconds():
-            upto = self.marks.popleft()[1]
+        assert self.marks is not None
+        upto = self.marks.older(time.monotonic(), self.wh.snapshot())
         if upto is None or upto <= self.expired_upto:
             return 0
         expired = self.wh.expire_session(self.expired_upto, upto)

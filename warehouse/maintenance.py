@@ -183,33 +183,32 @@ def closed_partitions(
     files, and its files (each written sorted by symbol and time) hold disjoint,
     ascending symbol ranges. A partition written by one sorted insert is sorted.
     """
-    meta = META
     current = con.execute(
         f"SELECT {', '.join(partition)} FROM (SELECT now() AS ts, current_date AS date)"
     ).fetchone()
     rows = con.execute(
         f"""
         WITH tab AS (
-            SELECT table_id FROM {meta}.ducklake_table t JOIN {meta}.ducklake_schema s USING (schema_id)
+            SELECT table_id FROM {META}.ducklake_table t JOIN {META}.ducklake_schema s USING (schema_id)
             WHERE t.table_name = ? AND s.schema_name = 'main'
               AND t.end_snapshot IS NULL AND s.end_snapshot IS NULL
         ), sym AS (
-            SELECT column_id FROM {meta}.ducklake_column
+            SELECT column_id FROM {META}.ducklake_column
             WHERE table_id = (SELECT table_id FROM tab) AND column_name = 'symbol' AND end_snapshot IS NULL
         ), files AS (
             SELECT f.data_file_id, f.file_order,
                    list(CAST(v.partition_value AS BIGINT) ORDER BY v.partition_key_index) AS part
-            FROM {meta}.ducklake_data_file f
-            JOIN {meta}.ducklake_file_partition_value v USING (data_file_id)
+            FROM {META}.ducklake_data_file f
+            JOIN {META}.ducklake_file_partition_value v USING (data_file_id)
             WHERE f.table_id = (SELECT table_id FROM tab) AND f.end_snapshot IS NULL
             GROUP BY ALL
         ), described AS (
             SELECT files.*, c.min_value AS lo, c.max_value AS hi,
-                   EXISTS (SELECT 1 FROM {meta}.ducklake_delete_file d
+                   EXISTS (SELECT 1 FROM {META}.ducklake_delete_file d
                            WHERE d.data_file_id = files.data_file_id AND d.end_snapshot IS NULL) AS deletes,
                    lag(c.max_value) OVER (PARTITION BY part ORDER BY c.min_value, files.data_file_id)
                        AS prev_hi
-            FROM files LEFT JOIN {meta}.ducklake_file_column_stats c
+            FROM files LEFT JOIN {META}.ducklake_file_column_stats c
               ON c.data_file_id = files.data_file_id AND c.column_id = (SELECT column_id FROM sym)
         )
         SELECT part, count(*) AS files,

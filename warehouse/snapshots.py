@@ -18,18 +18,20 @@ seconds, so two questions come up all day:
   tables without pushdown: a commit and a merge get slower as a session's ~100,000
   snapshots pile up (10-15 % by 13,000, ``bench/results/snapshots.md``).
   ``expire_session`` expires the snapshots this session made once they are some
-  minutes old. Their files are only scheduled for
-  deletion (``kwh compact`` deletes them a week later), and a reader keeps the snapshot
-  its transaction started on, so a notebook's query is never cut off.
+  minutes old (``Marks`` says which one was newest that long ago). Their files are only
+  scheduled for deletion (``kwh compact`` deletes them a week later), and a reader keeps
+  the snapshot its transaction started on, so a notebook's query is never cut off.
 """
 
 from __future__ import annotations
+
+import collections
 
 import duckdb
 
 from warehouse.lake import LAKE
 
-__all__ = ["META", "expire_session", "upkeep_only"]
+__all__ = ["META", "Marks", "expire_session", "upkeep_only"]
 
 META = f"__ducklake_metadata_{LAKE}"  # the catalog's own tables, as DuckDB attaches them
 
@@ -91,3 +93,19 @@ def expire_session(con: duckdb.DuckDBPyConnection, after: int, upto: int) -> int
     if not ids:
         return 0
     return len(con.execute(f"CALL ducklake_expire_snapshots('{LAKE}', versions => ?)", [ids]).fetchall())
+
+
+class Marks:
+    """The newest snapshot at given times, to tell which one was newest ``keep`` seconds ago."""
+
+    def __init__(self, keep: float) -> None:
+        self.keep = keep
+        self._marks: collections.deque[tuple[float, int]] = collections.deque()  # (when, newest)
+
+    def older(self, now: float, newest: int) -> int | None:
+        """Mark ``newest`` at ``now``; the newest snapshot marked at least ``keep`` before, if any."""
+        self._marks.append((now, newest))
+        found = None
+        while self._marks and self._marks[0][0] <= now - self.keep:
+            found = self._marks.popleft()[1]
+        return found
